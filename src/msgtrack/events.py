@@ -148,4 +148,4 @@ class TrackingEvent:
 
     def annotations(self) -> dict[str, str]:
         """The annotation columns every sink writes after the cmdlet's properties."""
-        return decode.annotation_columns(self.info, self.submission)
+        return decode.annotation_columns(self.info, self.submission, self.event_id)

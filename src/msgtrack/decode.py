@@ -1,0 +1,477 @@
+"""Pure decoders for the strings in message tracking data. No I/O, nothing here raises on
+bad input unless its docstring says so: unknown values are kept as they are.
+
+Grammar references are to ``shared/research/tracking-facts.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from functools import lru_cache
+
+UTC = timezone.utc
+
+# --------------------------------------------------------------------------- timestamps
+
+
+def parse_log_timestamp(text: str) -> datetime:
+    """``yyyy-MM-ddTHH:mm:ss.fffZ`` (the log's invariant UTC form) -> aware UTC datetime.
+
+    Raises ValueError for anything that is not an ISO 8601 UTC/offset timestamp.
+    """
+    if text.endswith(("Z", "z")):
+        # Python 3.10's fromisoformat does not take "Z"; it does take a bare value.
+        value = datetime.fromisoformat(text[:-1])
+        if value.tzinfo is not None:
+            raise ValueError(f"two time zones in {text!r}")
+        return value.replace(tzinfo=UTC)
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without Z or offset: {text!r}")
+    return value.astimezone(UTC)
+
+
+def format_log_timestamp(value: datetime) -> str:
+    """Aware datetime -> ``yyyy-MM-ddTHH:mm:ss.fffZ`` in UTC (the log's own form)."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+_TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,7})?Z\Z")
+
+
+def _timestamp_or_none(text: str) -> datetime | None:
+    if not _TIMESTAMP_RE.match(text):
+        return None
+    try:
+        return parse_log_timestamp(text[:26] + "Z" if len(text) > 27 else text)
+    except ValueError:  # e.g. month 13
+        return None
+
+
+# --------------------------------------------------------------------------- lists
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """Split a ``;`` list whose items may be wrapped in single quotes with ``''`` inside.
+
+    ``a;'b;c';'it''s'`` -> ``("a", "b;c", "it's")``. An empty value is an empty tuple.
+    """
+    if not value:
+        return ()
+    if "'" not in value:
+        return tuple(value.split(";"))
+    items: list[str] = []
+    i, n = 0, len(value)
+    while True:
+        if i < n and value[i] == "'":
+            buf: list[str] = []
+            i += 1
+            while i < n:
+                ch = value[i]
+                if ch == "'":
+                    if i + 1 < n and value[i + 1] == "'":
+                        buf.append("'")
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                buf.append(ch)
+                i += 1
+            # Anything between the closing quote and the next ';' is kept, not lost.
+            end = value.find(";", i)
+            tail = value[i:] if end < 0 else value[i:end]
+            items.append("".join(buf) + tail)
+        else:
+            end = value.find(";", i)
+            items.append(value[i:] if end < 0 else value[i:end])
+        if end < 0:
+            return tuple(items)
+        i = end + 1
+
+
+def join_list(items: Iterable[str]) -> str:
+    """Inverse of :func:`split_list`, quoting items the way Exchange's writer does."""
+    out = []
+    for item in items:
+        if ";" in item or "'" in item:
+            item = "'" + item.replace("'", "''") + "'"
+        out.append(item)
+    return ";".join(out)
+
+
+# --------------------------------------------------------------------------- custom-data
+
+_CUSTOM_ITEM_RE = re.compile(r"([A-Za-z][A-Za-z0-9]*):([^=]*)=(.*)\Z", re.S)
+
+
+def _typed(tag: str, text: str) -> object:
+    try:
+        if tag == "S":
+            return text
+        if tag == "I32":
+            return int(text)
+        if tag in ("F", "Dbl"):
+            return float(text)
+        if tag == "Dt":
+            return parse_log_timestamp(text)
+    except ValueError:
+        pass
+    return text  # unknown tag or a value that does not convert: kept as written
+
+
+def decode_custom_data(value: str) -> dict[str, object]:
+    """``S:Key=Value;I32:N=3;Dt:When=…;F:x=1.5;Dbl:y=2`` -> ``{Key: typed value}``.
+
+    Items with an unknown type tag keep their text value; an item without ``T:K=V``
+    shape is kept under its whole text with an empty value, so nothing is dropped.
+    """
+    result: dict[str, object] = {}
+    for item in split_list(value):
+        if not item:
+            continue
+        m = _CUSTOM_ITEM_RE.match(item)
+        if m is None:
+            result[item] = ""
+            continue
+        result[m.group(2)] = _typed(m.group(1), m.group(3))
+    return result
+
+
+def encode_custom_data(data: Mapping[str, object]) -> str:
+    """Inverse of :func:`decode_custom_data` (types inferred from the Python values)."""
+    items = []
+    for key, val in data.items():
+        if isinstance(val, bool):
+            items.append(f"S:{key}={val}")
+        elif isinstance(val, int):
+            items.append(f"I32:{key}={val}")
+        elif isinstance(val, float):
+            items.append(f"Dbl:{key}={val!r}")
+        elif isinstance(val, datetime):
+            items.append(f"Dt:{key}={format_log_timestamp(val)}")
+        else:
+            items.append(f"S:{key}={val}")
+    return join_list(items)
+
+
+# --------------------------------------------------------------------------- source-context
+
+_CONTEXT_KEY_RE = re.compile(r"([A-Za-z][A-Za-z0-9]*):(.*)\Z", re.S)
+
+
+def decode_source_context(value: str) -> dict[str, str]:
+    """STOREDRIVER ``MDB:…, Mailbox:…, MessageClass:IPM.Note, ClientType:AirSync`` -> dict.
+
+    Returns ``{}`` unless every ``, ``-separated part is a ``Key:value`` pair, so SMTP
+    contexts (``08DC…;2026-…Z;0``) are not misread.
+    """
+    if ":" not in value or ";" in value.split(":", 1)[0]:
+        return {}
+    result: dict[str, str] = {}
+    for part in value.split(", "):
+        m = _CONTEXT_KEY_RE.match(part)
+        if m is None:
+            return {}
+        result[m.group(1)] = m.group(2)
+    return result
+
+
+@dataclass(frozen=True)
+class SmtpContext:
+    session_id: str
+    session_start: datetime
+    message_number: int
+
+
+_SMTP_CONTEXT_RE = re.compile(r"([0-9A-Fa-f]{16});([^;]+);(\d+)\Z")
+
+
+def decode_smtp_context(value: str) -> SmtpContext | None:
+    """SMTP RECEIVE source-context ``<session id>;<session start>;<message number>``."""
+    m = _SMTP_CONTEXT_RE.match(value.strip())
+    if m is None:
+        return None
+    start = _timestamp_or_none(m.group(2))
+    if start is None:
+        return None
+    return SmtpContext(m.group(1).upper(), start, int(m.group(3)))
+
+
+# --------------------------------------------------------------------------- MessageInfo
+
+
+class InfoKind(str, Enum):
+    AUTH = "Auth"
+    TIMESTAMP = "Timestamp"
+    LATENCY = "Latency"
+    EMPTY = "Empty"
+    OTHER = "Other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Microsoft.Exchange.SecureMail.MultilevelAuthMechanism (9, 14 and 15 do not exist).
+AUTH_METHODS: dict[int, str] = {
+    0x00: "None",
+    0x01: "SenderId",
+    0x02: "MutualTLS",
+    0x03: "MapiSubmit",
+    0x04: "SecureMapiSubmit",
+    0x05: "SecureInternalSubmit",
+    0x06: "TLSAuthLogin",
+    0x07: "Login",
+    0x08: "Pickup",
+    0x0A: "NTLM",
+    0x0B: "GSSAPI",
+    0x0C: "MUTUALGSSAPI",
+    0x0D: "Custom",
+    0x10: "SecureExternalSubmit",
+    0x11: "DirectTrustTLS",
+    0x12: "Replay",
+}
+
+#: Microsoft.Exchange.SecureMail.SubmitAuthCategory, by first letter.
+AUTH_CATEGORIES: dict[str, str] = {
+    "A": "Anonymous",
+    "I": "Internal",
+    "E": "External",
+    "P": "Partner",
+    "O": "Other",
+}
+
+
+def auth_method_name(value: int) -> str:
+    return AUTH_METHODS.get(value, f"Unknown(0x{value:02X})")
+
+
+def auth_category_name(letter: str) -> str:
+    return AUTH_CATEGORIES.get(letter.upper(), f"Unknown({letter})")
+
+
+@dataclass(frozen=True)
+class AuthInfo:
+    code: str  #: two upper-case hex digits
+    value: int
+    method: str
+    letter: str  #: the category character as written
+    category: str
+    domain: str = ""
+    trailing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LatencyComponent:
+    code: str
+    seconds: float | None
+    process: str = ""
+    agent: str = ""
+    pending: bool = False
+    incomplete: bool = False
+    children: tuple[LatencyComponent, ...] = ()
+
+
+@dataclass(frozen=True)
+class LatencyBlock:
+    server: str
+    local: bool  #: True for LSRV= (local only), False for SRV= (end-to-end)
+    components: tuple[LatencyComponent, ...]
+    total: float | None
+    process: str
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class Latency:
+    arrival: datetime | None
+    previous_hops: tuple[LatencyBlock | str, ...]
+    this_server: LatencyBlock | None
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    raw: str
+    kind: InfoKind
+    auth: AuthInfo | None = None
+    #: The original arrival time (timestamp-only and latency forms) or DEFER's retry time.
+    timestamp: datetime | None = None
+    latency: Latency | None = None
+
+
+_AUTH_RE = re.compile(r"([0-9A-Fa-f]{2})([A-Za-z])(?::(.*)|\s*)\Z", re.S)
+
+
+def _decode_auth(value: str) -> AuthInfo | None:
+    m = _AUTH_RE.match(value)
+    if m is None:
+        return None
+    code, letter, rest = m.group(1).upper(), m.group(2), m.group(3) or ""
+    number = int(code, 16)
+    method = auth_method_name(number)
+    domain = ""
+    # Parts after the code are written "part:" + " " (tracking-facts §1.1); a domain
+    # follows the colon directly, and only MutualTLS fills it.
+    if method == "MutualTLS" and rest[:1] not in ("", " ", ":"):
+        domain, _, rest = rest.partition(":")
+        domain = domain.strip()
+    trailing = tuple(p.strip() for p in rest.split(":") if p.strip())
+    return AuthInfo(code, number, method, letter, auth_category_name(letter), domain, trailing)
+
+
+_COMPONENT_CODE_RE = re.compile(r"[^=|()]+")
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _split_code(code: str) -> LatencyComponent:
+    """``TOTAL-HUB`` / ``MTSS-PEN`` / ``CATSM-Malware Agent`` / ``X-SMSDR`` -> parts."""
+    pending = incomplete = False
+    if code.endswith("-PEN"):
+        pending, code = True, code[:-4]
+    elif code.endswith("-INC"):
+        incomplete, code = True, code[:-4]
+    head_start = 2 if code.startswith("X-") else 0
+    dash = code.find("-", head_start)
+    base, suffix = (code, "") if dash < 0 else (code[:dash], code[dash + 1:])
+    if base == "TOTAL":
+        return LatencyComponent(base, None, process=suffix, pending=pending, incomplete=incomplete)
+    return LatencyComponent(base, None, agent=suffix, pending=pending, incomplete=incomplete)
+
+
+def _parse_components(text: str, pos: int) -> tuple[tuple[LatencyComponent, ...], int]:
+    """Recursive descent over ``CODE=sec|CODE=sec(CHILD=sec|…)|…``; stops at ``)`` or end."""
+    out: list[LatencyComponent] = []
+    n = len(text)
+    while pos < n:
+        m = _COMPONENT_CODE_RE.match(text, pos)
+        if m is None:
+            raise ValueError(f"latency component expected at {pos}")
+        shape = _split_code(m.group(0).strip())
+        pos = m.end()
+        seconds: float | None = None
+        if pos < n and text[pos] == "=":
+            num = _NUMBER_RE.match(text, pos + 1)
+            if num is not None:
+                seconds = float(num.group(0))
+                pos = num.end()
+            else:
+                pos += 1
+        children: tuple[LatencyComponent, ...] = ()
+        if pos < n and text[pos] == "(":
+            children, pos = _parse_components(text, pos + 1)
+            if pos >= n or text[pos] != ")":
+                raise ValueError("unbalanced '('")
+            pos += 1
+        out.append(LatencyComponent(shape.code, seconds, shape.process, shape.agent,
+                                    shape.pending, shape.incomplete, children))
+        if pos < n and text[pos] == "|":
+            pos += 1
+            continue
+        break
+    return tuple(out), pos
+
+
+_BLOCK_RE = re.compile(r"(L?SRV)=([^:]*):(.*)\Z", re.S)
+
+
+def _parse_block(text: str) -> LatencyBlock | None:
+    m = _BLOCK_RE.match(text.strip())
+    if m is None:
+        return None
+    try:
+        components, pos = _parse_components(m.group(3), 0)
+        if pos != len(m.group(3)):
+            raise ValueError("trailing text")
+    except ValueError:
+        components = ()
+    total = next((c for c in components if c.code == "TOTAL"), None)
+    return LatencyBlock(
+        server=m.group(2),
+        local=m.group(1) == "LSRV",
+        components=components,
+        total=total.seconds if total else None,
+        process=total.process if total else "",
+        raw=text,
+    )
+
+
+def _decode_latency(value: str) -> Latency:
+    parts = value.split(";")
+    arrival = _timestamp_or_none(parts[0].strip())
+    if arrival is not None:
+        parts = parts[1:]
+    blocks: list[LatencyBlock | str] = []
+    for part in parts:
+        if not part.strip():
+            continue
+        block = _parse_block(part)
+        blocks.append(block if block is not None else part)
+    this_server = blocks[-1] if blocks and isinstance(blocks[-1], LatencyBlock) else None
+    previous = tuple(blocks[:-1]) if this_server is not None else tuple(blocks)
+    return Latency(arrival, previous, this_server)
+
+
+@lru_cache(maxsize=4096)
+def decode_message_info(value: str) -> MessageInfo:
+    """Decode any MessageInfo value. Never raises; what it cannot read is kept as Other."""
+    text = value.strip()
+    if not text:
+        return MessageInfo(value, InfoKind.EMPTY)
+    auth = _decode_auth(text)
+    if auth is not None:
+        return MessageInfo(value, InfoKind.AUTH, auth=auth)
+    stamp = _timestamp_or_none(text)
+    if stamp is not None:
+        return MessageInfo(value, InfoKind.TIMESTAMP, timestamp=stamp)
+    if "SRV=" in text:
+        try:
+            latency = _decode_latency(text)
+        except (ValueError, RecursionError):
+            return MessageInfo(value, InfoKind.OTHER)
+        return MessageInfo(value, InfoKind.LATENCY, timestamp=latency.arrival, latency=latency)
+    return MessageInfo(value, InfoKind.OTHER)
+
+
+# --------------------------------------------------------------------------- annotations
+
+ANNOTATION_COLUMNS: tuple[str, ...] = (
+    "MessageInfoKind",
+    "AuthCode",
+    "AuthMethod",
+    "AuthCategory",
+    "AuthDomain",
+    "OriginalArrivalTime",
+    "LatencySeconds",
+    "LatencyServer",
+    "MessageClass",
+    "ClientType",
+)
+
+
+def annotation_columns(
+    info: MessageInfo, submission: Mapping[str, str], event_id: str = ""
+) -> dict[str, str]:
+    """The annotation columns for one event, as text (empty where not applicable).
+
+    DEFER's timestamp is a retry time, not an arrival time, so it is not reported as
+    OriginalArrivalTime (it stays readable in MessageInfo itself).
+    """
+    auth = info.auth
+    block = info.latency.this_server if info.latency else None
+    arrival = info.timestamp if event_id.upper() != "DEFER" else None
+    return {
+        "MessageInfoKind": info.kind.value,
+        "AuthCode": auth.code if auth else "",
+        "AuthMethod": auth.method if auth else "",
+        "AuthCategory": auth.category if auth else "",
+        "AuthDomain": auth.domain if auth else "",
+        "OriginalArrivalTime": format_log_timestamp(arrival) if arrival else "",
+        "LatencySeconds": f"{block.total:.3f}" if block and block.total is not None else "",
+        "LatencyServer": block.server if block else "",
+        "MessageClass": submission.get("MessageClass", ""),
+        "ClientType": submission.get("ClientType", ""),
+    }
