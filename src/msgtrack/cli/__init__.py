@@ -1,0 +1,143 @@
+"""The command line: typer, thin. Each command parses options, calls the library, renders.
+
+Errors become exit codes in exactly one place: :class:`_HandledGroup.invoke`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import typer.core
+
+from msgtrack import __version__
+from msgtrack.errors import ExitCode, MsgtrackError
+from msgtrack.report import Problem, RunReport
+
+
+def _stderr(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+class _HandledGroup(typer.core.TyperGroup):
+    """Maps every exception to one stderr line and an exit code; tracebacks only with --debug."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except MsgtrackError as exc:
+            _show_error(ctx, exc, str(exc), exc.hint)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _stderr("msgtrack: interrupted")
+            ctx.exit(130)
+        except BrokenPipeError:
+            # `msgtrack search ... | head` closed the pipe: not an error worth a traceback.
+            sys.stderr.close()
+            ctx.exit(ExitCode.OK)
+        except OSError as exc:
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            _show_error(ctx, exc, f"{where}{exc.strerror or exc}", None)
+            ctx.exit(ExitCode.ERROR)
+        except Exception as exc:  # a bug: say so plainly, never dump locals
+            _show_error(ctx, exc, f"internal error: {type(exc).__name__}: {exc}",
+                        "run again with --debug for a traceback, and report it")
+            ctx.exit(ExitCode.ERROR)
+
+
+def _show_error(ctx: typer.Context, exc: BaseException, message: str, hint: str | None) -> None:
+    if (ctx.obj or {}).get("debug"):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    _stderr(f"msgtrack: error: {message}")
+    if hint:
+        _stderr(f"msgtrack: hint: {hint}")
+
+
+app = typer.Typer(
+    cls=_HandledGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Exchange message tracking from any machine: live servers over WinRM, copied "
+         "MSGTRK*.LOG files or Export-Clixml files, with every MessageInfo decoded.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"msgtrack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks on errors; debug logging.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+    if debug or verbose:
+        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
+                            format="msgtrack: %(levelname)s %(name)s: %(message)s")
+
+
+def problem_printer(problem: Problem) -> None:
+    _stderr(f"msgtrack: {problem.kind}: {problem}")
+
+
+def new_report() -> RunReport:
+    """A run report that prints each problem to stderr the moment it happens."""
+    return RunReport(on_problem=problem_printer)
+
+
+@contextmanager
+def open_output(path: Path | None, fmt: str):  # type: ignore[no-untyped-def]
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        return
+    # utf-8-sig so Excel reads non-ASCII subjects correctly when it opens the CSV.
+    encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
+    with open(path, "w", encoding=encoding, newline="") as handle:
+        yield handle
+
+
+def finish(report: RunReport) -> None:
+    """The outcome of a run that produced output: complete (0) or incomplete (3)."""
+    if not report.complete:
+        _stderr(f"msgtrack: {report.summary_line()}; the output is partial")
+        raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+from msgtrack.cli import commands as _commands  # noqa: E402,F401  (registers commands)
+
+
+def _register_subapps() -> None:
+    import importlib
+
+    for name in ("eas", "audit"):
+        try:
+            module = importlib.import_module(f"msgtrack.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"msgtrack.cli.{name}":
+                raise
+            continue
+        app.add_typer(module.app, name=name)
+
+
+_register_subapps()
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "finish", "main", "new_report", "open_output"]

@@ -1,0 +1,230 @@
+"""Where events go: a table for people, CSV for Excel, JSON Lines for scripts.
+
+:func:`write` is the one place that chooses between human and machine output.
+Everything streams except the table, which must measure its columns; it holds at most
+``limit`` rows and says how many it cut.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from tabulate import tabulate
+
+from msgtrack.decode import format_log_timestamp
+from msgtrack.errors import UsageError
+from msgtrack.events import TrackingEvent
+from msgtrack.sinks.rows import COLUMNS, event_cells, event_record, per_recipient
+
+FORMATS = ("table", "csv", "jsonl")
+
+#: Characters that make Excel/LibreOffice treat a cell as a formula (OWASP CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+TABLE_COLUMNS: tuple[str, ...] = (
+    "Timestamp", "ServerHostname", "EventId", "Source", "Sender", "Recipients",
+    "MessageSubject", "Decoded",
+)
+_TABLE_WIDTH = {"Recipients": 40, "MessageSubject": 40, "Sender": 32, "Decoded": 44}
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    per_recipient: bool = False
+    #: Neutralise cells that a spreadsheet would run as a formula (subjects are attacker text).
+    safe_csv: bool = True
+    #: Table only: the most rows to show.
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    rows: int  #: rows written (for the table: shown)
+    total: int  #: rows produced (for the table: shown + cut)
+
+    @property
+    def cut(self) -> int:
+        return self.total - self.rows
+
+
+def neutralise(cell: str) -> str:
+    """Prefix a quote to cells a spreadsheet would evaluate (``=cmd|' /c calc'!A1``)."""
+    if cell and cell.startswith(_FORMULA_START):
+        return "'" + cell
+    return cell
+
+
+def write(events: Iterable[TrackingEvent], fmt: str, out: TextIO,
+          options: SinkOptions = SinkOptions()) -> SinkResult:
+    """Write events to ``out`` in ``fmt`` (table, csv or jsonl)."""
+    if options.per_recipient:
+        events = (split for ev in events for split in per_recipient(ev))
+    if fmt == "csv":
+        return _write_csv(map(event_cells, events), COLUMNS, out, options.safe_csv)
+    if fmt == "jsonl":
+        return _write_jsonl(map(event_record, events), out)
+    if fmt == "table":
+        return _write_table(map(table_row, events), TABLE_COLUMNS, out, options.limit)
+    raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def write_rows(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, *,
+               safe_csv: bool = True, limit: int = 100,
+               columns: Sequence[str] | None = None) -> SinkResult:
+    """Write report rows (dicts, one shape) through the same three formats.
+
+    Columns come from ``columns`` or the first row's keys. Lists become ``;``-joined
+    text in CSV and tables; datetimes become ISO 8601 UTC with ``Z``.
+    """
+    iterator = iter(rows)
+    first = next(iterator, None)
+    if first is None:
+        if fmt == "csv" and columns:
+            _write_csv(iter(()), tuple(columns), out, safe_csv)
+        return SinkResult(0, 0)
+    names = tuple(columns) if columns else tuple(first.keys())
+
+    def chained() -> Iterator[dict[str, Any]]:
+        yield first
+        yield from iterator
+
+    if fmt == "jsonl":
+        return _write_jsonl(({k: _json_ready(r.get(k)) for k in names} for r in chained()), out)
+    cells = ([_text(r.get(k)) for k in names] for r in chained())
+    if fmt == "csv":
+        return _write_csv(cells, names, out, safe_csv)
+    if fmt == "table":
+        return _write_table(cells, names, out, limit)
+    raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _write_csv(rows: Iterable[list[str]], header: Sequence[str], out: TextIO,
+               safe: bool) -> SinkResult:
+    # QUOTE_MINIMAL with \r\n is what Excel and Export-Csv consumers expect.
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    count = 0
+    if safe:
+        starts = _FORMULA_START
+        for cells in rows:
+            writer.writerow(["'" + c if c and c.startswith(starts) else c for c in cells])
+            count += 1
+    else:
+        for cells in rows:
+            writer.writerow(cells)
+            count += 1
+    return SinkResult(count, count)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_log_timestamp(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def _write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> SinkResult:
+    dumps = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
+    count = 0
+    for record in records:
+        out.write(dumps(record))
+        out.write("\n")
+        count += 1
+    return SinkResult(count, count)
+
+
+def _write_table(rows: Iterable[list[str]], header: Sequence[str], out: TextIO,
+                 limit: int) -> SinkResult:
+    shown: list[list[str]] = []
+    total = 0
+    for cells in rows:
+        total += 1
+        if len(shown) < limit:
+            shown.append([_clip(h, c) for h, c in zip(header, cells)])
+    if shown:
+        out.write(tabulate(shown, headers=list(header), tablefmt="simple", disable_numparse=True))
+        out.write("\n")
+    return SinkResult(len(shown), total)
+
+
+def _clip(column: str, text: str) -> str:
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    width = _TABLE_WIDTH.get(column, 60)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_log_timestamp(value)
+    if isinstance(value, (list, tuple)):
+        return ";".join(_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_log_timestamp(value)
+    if isinstance(value, tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- table view
+
+
+def describe(ev: TrackingEvent) -> str:
+    """A short human reading of MessageInfo for the table view."""
+    info = ev.info
+    if info.auth is not None:
+        a = info.auth
+        text = f"{a.method} ({a.code}) · {a.category}"
+        return f"{text} · {a.domain}" if a.domain else text
+    if info.latency is not None and info.latency.this_server is not None:
+        block = info.latency.this_server
+        total = "?" if block.total is None else f"{block.total:.3f}s"
+        return f"latency {total} {block.process or ''} on {block.server}".replace("  ", " ")
+    if info.timestamp is not None:
+        label = "retry at" if ev.event_id == "DEFER" else "arrived"
+        return f"{label} {format_log_timestamp(info.timestamp)}"
+    return info.raw.strip()
+
+
+def _recipients_text(ev: TrackingEvent) -> str:
+    if len(ev.recipients) <= 1:
+        return ev.recipients[0] if ev.recipients else ""
+    return f"{ev.recipients[0]} (+{len(ev.recipients) - 1})"
+
+
+_TABLE_GETTERS: dict[str, Callable[[TrackingEvent], str]] = {
+    "Timestamp": lambda ev: format_log_timestamp(ev.timestamp),
+    "ServerHostname": lambda ev: ev.server_hostname,
+    "EventId": lambda ev: ev.event_id,
+    "Source": lambda ev: ev.source,
+    "Sender": lambda ev: ev.sender,
+    "Recipients": _recipients_text,
+    "MessageSubject": lambda ev: ev.message_subject,
+    "Decoded": describe,
+}
+
+
+def table_row(ev: TrackingEvent) -> list[str]:
+    return [_TABLE_GETTERS[c](ev) for c in TABLE_COLUMNS]
+
+
+__all__ = [
+    "COLUMNS", "FORMATS", "SinkOptions", "SinkResult", "describe", "neutralise", "write",
+    "write_rows",
+]
