@@ -37,6 +37,20 @@ def _folded(values: Iterable[str]) -> frozenset[str]:
     return frozenset(v.casefold() for v in values)
 
 
+#: Query attribute -> Get-MessageTrackingLog parameter.
+_CMDLET_PARAMETERS = {
+    "sender": "Sender",
+    "recipients": "Recipients",
+    "event_ids": "EventId",
+    "sources": "Source",
+    "subject": "MessageSubject",
+    "message_id": "MessageId",
+    "internal_message_id": "InternalMessageId",
+    "network_message_id": "NetworkMessageId",
+    "reference": "Reference",
+}
+
+
 @dataclass(frozen=True)
 class Query:
     start: datetime | None = None  #: inclusive, aware UTC
@@ -116,6 +130,37 @@ class Query:
         ):
             return False
         return True
+
+    def cmdlet_parameters(self) -> dict[str, object]:
+        """The Get-MessageTrackingLog parameters this query can be sent as (not Start/End).
+
+        -EventId and -Source take one value: several values stay client-side.
+        """
+        params: dict[str, object] = {}
+        for attr, name in _CMDLET_PARAMETERS.items():
+            value = getattr(self, attr)
+            if attr in ("event_ids", "sources"):
+                if len(value) == 1:
+                    params[name] = value[0]
+            elif attr == "recipients":
+                if value:
+                    params[name] = list(value)
+            elif value is not None:
+                params[name] = value
+        return params
+
+    def client_side(self, sent: Iterable[str]) -> Query:
+        """What is left to check on the client once ``sent`` parameters ran on the server.
+
+        The server's own matching wins where it differs (e.g. -Sender also matches the
+        mailbox's proxy addresses), so those fields are not re-checked here.
+        """
+        sent = set(sent)
+        cleared: dict[str, object] = {}
+        for attr, name in _CMDLET_PARAMETERS.items():
+            if name in sent:
+                cleared[attr] = () if attr in ("recipients", "event_ids", "sources") else None
+        return replace(self, **cleared)  # type: ignore[arg-type]
 
     @property
     def is_unfiltered(self) -> bool:

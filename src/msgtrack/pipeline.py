@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from msgtrack.events import TrackingEvent
 from msgtrack.filters import Query, apply
 from msgtrack.report import RunReport
 
+if TYPE_CHECKING:
+    from msgtrack.sources.remote import Connection, Plan
 
-def read_offline(logs: Sequence[str | os.PathLike[str]], clixml: Sequence[str | os.PathLike[str]],
-                 report: RunReport, *, culture: str = "en-US") -> Iterator[TrackingEvent]:
+PathLike = str | os.PathLike[str]
+
+
+def read_offline(logs: Sequence[PathLike], clixml: Sequence[PathLike], report: RunReport, *,
+                 culture: str = "en-US") -> Iterator[TrackingEvent]:
     """Events from MSGTRK*.LOG files/folders/globs, then from Export-Clixml files."""
     if logs:
         from msgtrack.sources.logfile import read_logs
@@ -25,5 +33,36 @@ def read_offline(logs: Sequence[str | os.PathLike[str]], clixml: Sequence[str | 
 
 
 def search(events: Iterable[TrackingEvent], query: Query) -> Iterator[TrackingEvent]:
-    """Client-side filtering (remote sources already narrowed what the cmdlet could)."""
+    """Client-side filtering of offline events."""
     return apply(query, events)
+
+
+def open_events(logs: Sequence[PathLike], clixml: Sequence[PathLike],
+                remote: tuple[Connection, Plan] | None, query: Query, report: RunReport, *,
+                culture: str = "en-US",
+                progress: Callable[[str, dict[str, int]], None] | None = None,
+                ) -> Iterator[TrackingEvent]:
+    """Every matching event from every named source, streamed."""
+    if logs or clixml:
+        yield from search(read_offline(logs, clixml, report, culture=culture), query)
+    if remote is not None:
+        from msgtrack.sources.remote import RemoteSearch
+
+        conn, plan = remote
+        yield from RemoteSearch(conn, plan, query, report, progress=progress).events()
+
+
+def completeness_line(report: RunReport) -> str:
+    c = report.counts
+    failed = report.problem_counts.get("server", 0)
+    return (f"servers {c['servers-tried']} tried, {c['servers-succeeded']} succeeded, "
+            f"{c['servers-tried'] - c['servers-succeeded']} failed ({failed} unreachable); "
+            f"slices {c['slices']} done, {report.problem_counts.get('slice', 0)} failed, "
+            f"{c['slices-split']} split at the cap; rows {c['events']}; "
+            f"warnings {len(report.warnings)}; retries {c['retries']}; "
+            f"{'complete' if report.complete else 'INCOMPLETE'}")
+
+
+def write_report(report: RunReport, path: Path) -> None:
+    """The completeness summary as JSON (no credentials: the report never holds any)."""
+    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

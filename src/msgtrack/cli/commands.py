@@ -13,6 +13,8 @@ from msgtrack import decode as dec
 from msgtrack import pipeline, sinks
 from msgtrack.cli import app, finish, new_report, open_output
 from msgtrack.cli import options as opt
+from msgtrack.cli import remote as rem
+from msgtrack.cli.progress import remote_progress
 from msgtrack.errors import UsageError
 
 _SOURCES = "Sources"
@@ -26,10 +28,13 @@ def search(
     clixml: Annotated[Optional[list[Path]], typer.Option(
         "--clixml", rich_help_panel=_SOURCES,
         help="Export-Clixml file of Get-MessageTrackingLog output; repeatable.")] = None,
-    culture: Annotated[str, typer.Option(
-        "--culture", rich_help_panel=_SOURCES,
-        help="Culture the server used to print timestamp-only MessageInfo (en-US, en-GB, de-DE, …).")
-    ] = "en-US",
+    server: rem.Server = None, all_servers: rem.AllServers = False, connect: rem.Connect = None,
+    profile: rem.ProfileName = None, auth: rem.Auth = None, port: rem.Port = None,
+    ssl: rem.Ssl = None, ca_bundle: rem.CaBundle = None, insecure: rem.Insecure = False,
+    username: rem.Username = None, operation_timeout: rem.OperationTimeout = 20,
+    connect_timeout: rem.ConnectTimeout = 30, slice_timeout: rem.SliceTimeout = None,
+    slice_hours: rem.SliceHours = 1.0, cap: rem.Cap = 5000, parallel: rem.Parallel = None,
+    retries: rem.Retries = 3, culture: rem.Culture = None,
     start: opt.Start = None, end: opt.End = None, sender: opt.Sender = None,
     recipient: opt.Recipient = None, event_id: opt.EventId = None, source: opt.Source = None,
     subject: opt.Subject = None, message_id: opt.MessageId = None,
@@ -38,23 +43,35 @@ def search(
     auth_method: opt.AuthMethod = None, auth_category: opt.AuthCategory = None,
     fmt: opt.Format = "table", output: opt.Output = None, limit: opt.Limit = 100,
     per_recipient: opt.PerRecipient = False, no_formula_guard: opt.UnsafeCsv = False,
+    report_file: Annotated[Optional[Path], typer.Option(
+        "--report", help="Also write the completeness summary here, as JSON.")] = None,
 ) -> None:
-    """Search message tracking events and print a table, CSV or JSON Lines."""
+    """Search message tracking events: live servers, MSGTRK logs or Export-Clixml files."""
     query = opt.build_query(
         start=start, end=end, sender=sender, recipient=recipient, event_id=event_id,
         source=source, subject=subject, message_id=message_id,
         internal_message_id=internal_message_id, network_message_id=network_message_id,
         reference=reference, auth_method=auth_method, auth_category=auth_category)
-    if not (log or clixml):
-        raise UsageError("name at least one source: --log PATH or --clixml FILE")
+    remote = rem.settings(
+        profile_name=profile, server=server, all_servers=all_servers, connect=connect,
+        auth=auth, port=port, ssl=ssl, ca_bundle=ca_bundle, insecure=insecure,
+        username=username, operation_timeout=operation_timeout,
+        connect_timeout=connect_timeout, slice_timeout=slice_timeout, slice_hours=slice_hours,
+        cap=cap, parallel=parallel, retries=retries, culture=culture)
+    if not (log or clixml or remote):
+        raise UsageError("name a source: --log PATH, --clixml FILE, --server NAME or --all-servers")
     report = new_report()
-    events = pipeline.search(pipeline.read_offline(log or [], clixml or [], report,
-                                                   culture=culture), query)
     options = sinks.SinkOptions(per_recipient=per_recipient, safe_csv=not no_formula_guard,
                                 limit=limit)
-    with open_output(output, fmt) as out:
+    with remote_progress() as progress, open_output(output, fmt) as out:
+        events = pipeline.open_events(log or [], clixml or [], remote, query, report,
+                                      culture=culture or "en-US", progress=progress)
         result = sinks.write(events, fmt, out, options)
     _say_cut(result, fmt)
+    if remote:
+        typer.echo(f"msgtrack: {pipeline.completeness_line(report)}", err=True)
+    if report_file:
+        pipeline.write_report(report, report_file)
     finish(report)
 
 

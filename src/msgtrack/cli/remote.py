@@ -1,0 +1,116 @@
+"""Connection options for remote search: flags > MSGTRACK_* environment > config profile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Optional
+
+import typer
+
+from msgtrack.config import Profile, load_profile
+from msgtrack.credentials import get_password
+from msgtrack.errors import UsageError
+from msgtrack.sources.remote import Connection, Plan
+
+_REMOTE = "Remote (WinRM)"
+_AUTHS = ("kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp")
+
+Server = Annotated[Optional[list[str]], typer.Option(
+    "--server", rich_help_panel=_REMOTE,
+    help="Transport server to search (Get-MessageTrackingLog -Server); repeatable.")]
+AllServers = Annotated[bool, typer.Option(
+    "--all-servers", rich_help_panel=_REMOTE,
+    help="Discover every transport server with Get-TransportService (needs --connect).")]
+Connect = Annotated[Optional[str], typer.Option(
+    "--connect", envvar="MSGTRACK_CONNECT", rich_help_panel=_REMOTE,
+    help="Exchange server whose /PowerShell endpoint to use (FQDN for Kerberos). "
+         "Default: each --server's own endpoint.")]
+ProfileName = Annotated[Optional[str], typer.Option(
+    "--profile", envvar="MSGTRACK_PROFILE", rich_help_panel=_REMOTE,
+    help="Named profile from the config file (see README: config file).")]
+Auth = Annotated[Optional[str], typer.Option(
+    "--auth", envvar="MSGTRACK_AUTH", rich_help_panel=_REMOTE,
+    help="kerberos (default, as Exchange), negotiate, ntlm, basic (needs --ssl), certificate, credssp.")]
+Port = Annotated[Optional[int], typer.Option(
+    "--port", envvar="MSGTRACK_PORT", rich_help_panel=_REMOTE, help="Default 80, or 443 with --ssl.")]
+Ssl = Annotated[Optional[bool], typer.Option(
+    "--ssl/--no-ssl", envvar="MSGTRACK_SSL", rich_help_panel=_REMOTE,
+    help="HTTPS (certificate validated). Without it: HTTP with WinRM message encryption.")]
+CaBundle = Annotated[Optional[str], typer.Option(
+    "--ca-bundle", envvar="MSGTRACK_CA_BUNDLE", rich_help_panel=_REMOTE,
+    help="PEM file of CA certificates to trust for --ssl.")]
+Insecure = Annotated[bool, typer.Option(
+    "--insecure", rich_help_panel=_REMOTE,
+    help="Do not validate the server certificate (prints a warning; never for production).")]
+Username = Annotated[Optional[str], typer.Option(
+    "--username", "-u", envvar="MSGTRACK_USERNAME", rich_help_panel=_REMOTE,
+    help="user@REALM (UPN) or DOMAIN\\user. The password comes from MSGTRACK_PASSWORD, "
+         "the keyring, or a prompt, never from the command line.")]
+OperationTimeout = Annotated[int, typer.Option(
+    "--operation-timeout", rich_help_panel=_REMOTE, min=1,
+    help="WSMan OperationTimeout (s): how long one Receive waits for data.")]
+ConnectTimeout = Annotated[int, typer.Option(
+    "--connect-timeout", rich_help_panel=_REMOTE, min=1, help="TCP connect timeout (s).")]
+SliceTimeout = Annotated[Optional[float], typer.Option(
+    "--slice-timeout", rich_help_panel=_REMOTE, help="Give up one slice after this many seconds.")]
+SliceHours = Annotated[float, typer.Option(
+    "--slice", rich_help_panel=_REMOTE, help="Slice width in hours (split further when capped).")]
+Cap = Annotated[int, typer.Option(
+    "--cap", rich_help_panel=_REMOTE, min=1,
+    help="-ResultSize per slice; a slice that reaches it is split and queried again.")]
+Parallel = Annotated[Optional[int], typer.Option(
+    "--parallel", "-p", rich_help_panel=_REMOTE, min=1, help="Servers queried at once (default 4).")]
+Retries = Annotated[int, typer.Option(
+    "--retries", rich_help_panel=_REMOTE, min=0, help="Retries per slice for transient faults.")]
+Culture = Annotated[Optional[str], typer.Option(
+    "--culture", envvar="MSGTRACK_CULTURE",
+    help="Culture the server prints timestamp-only MessageInfo in (en-US, en-GB, de-DE, fr-FR).")]
+
+
+def _pick(flag, profile_value, default):  # type: ignore[no-untyped-def]
+    return flag if flag is not None else (profile_value if profile_value is not None else default)
+
+
+def settings(*, profile_name: str | None, server: list[str] | None, all_servers: bool,
+             connect: str | None, auth: str | None, port: int | None, ssl: bool | None,
+             ca_bundle: str | None, insecure: bool, username: str | None,
+             operation_timeout: int, connect_timeout: int, slice_timeout: float | None,
+             slice_hours: float, cap: int, parallel: int | None, retries: int,
+             culture: str | None) -> tuple[Connection, Plan] | None:
+    """(Connection, Plan) for a remote search, or None when nothing asks for one."""
+    explicit = bool(server or all_servers or profile_name)
+    profile: Profile = load_profile(profile_name)
+    if not explicit and not (profile.servers or profile.all_servers):
+        return None
+    auth = _pick(auth, profile.auth, "kerberos").lower()
+    if auth not in _AUTHS:
+        raise UsageError(f"--auth {auth}: choose one of {', '.join(_AUTHS)}")
+    if slice_hours <= 0:
+        raise UsageError("--slice must be a positive number of hours")
+    user = _pick(username, profile.username, None)
+    conn = Connection(
+        auth=auth,
+        port=_pick(port, profile.port, None),
+        ssl=bool(_pick(ssl, profile.ssl, False)),
+        ca_bundle=_pick(ca_bundle, profile.ca_bundle, None),
+        insecure=insecure or bool(profile.insecure),
+        username=user,
+        password=get_password(user, auth),
+        connection_timeout=connect_timeout,
+        operation_timeout=operation_timeout,
+        culture=_pick(culture, profile.culture, "en-US"),
+    )
+    if conn.insecure:
+        typer.echo("msgtrack: warning: --insecure: the server's TLS certificate is NOT "
+                   "validated; anyone on the path can read the session", err=True)
+    plan = Plan(
+        servers=tuple(server or profile.servers),
+        all_servers=all_servers or (not server and profile.all_servers),
+        connect=_pick(connect, profile.connect, None),
+        slice=timedelta(hours=slice_hours),
+        cap=cap,
+        parallel=_pick(parallel, profile.parallel, 4),
+        retries=retries,
+        slice_timeout=slice_timeout,
+    )
+    return conn, plan

@@ -1,0 +1,557 @@
+"""Get-MessageTrackingLog over WinRM with pypsrp: every server in parallel, in time slices,
+nothing silently truncated.
+
+How it stays honest:
+
+* Each server's window is cut into slices (default one hour). A slice is queried with
+  ``-ResultSize <cap>``; if the answer hits the cap or the cmdlet warns that more
+  results exist, the slice is split in half and both halves are queried again.
+* A slice's rows are emitted only once the slice has completed, so a retry after a
+  dropped connection can never emit a row twice or lose one.
+* Transient faults (shell quota, "shell not found", HTTP 500, dropped connections,
+  timeouts) are retried with backoff on a fresh runspace pool. What still fails is
+  reported per server and slice; the other servers still finish.
+
+Exchange's endpoint is in no-language mode, so only ``add_cmdlet``/``add_parameter``
+are used, never script text. pypsrp is not thread-safe: every worker thread owns its
+own WSMan connection and RunspacePool.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from msgtrack.errors import (
+    AuthenticationFailed,
+    CertificateUntrusted,
+    EndpointNotFound,
+    KerberosUnavailable,
+    MsgtrackError,
+    RemoteError,
+    UsageError,
+)
+from msgtrack.events import TrackingEvent
+from msgtrack.filters import Query
+from msgtrack.report import RunReport
+
+log = logging.getLogger(__name__)
+
+# WS-Management fault codes Exchange/WinRM use (remoting-facts §6.2, §5).
+FAULT_OPERATION_TIMEOUT = 2150858793
+FAULT_SHELL_NOT_FOUND = 2150858843
+FAULT_RESOURCE_URI = 2150858811
+FAULT_SHELL_QUOTA = 2150859173
+_TRANSIENT_FAULTS = {FAULT_SHELL_NOT_FOUND, FAULT_SHELL_QUOTA, FAULT_OPERATION_TIMEOUT}
+
+#: How Exchange's cmdlet ends an answer it truncated (matched loosely: it may be localised).
+_MORE_RESULTS_RE = re.compile(r"ResultSize", re.I)
+_MISSING_PARAMETER_RE = re.compile(r"parameter cannot be found that matches parameter name '(\w+)'",
+                                   re.I)
+_INVALID_VALUE_RE = re.compile(r"is not a valid event ID|Cannot bind parameter|Cannot convert value",
+                               re.I)
+
+#: Exchange's default MessageTrackingLogMaxAge: what "no --start" means remotely.
+DEFAULT_LOOKBACK = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach Exchange's remote PowerShell endpoint (defaults are Exchange's own)."""
+
+    auth: str = "kerberos"
+    port: int | None = None  #: None: 80, or 443 with ssl
+    ssl: bool = False
+    ca_bundle: str | None = None
+    insecure: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in repr, logs or reports
+    connection_timeout: int = 30
+    operation_timeout: int = 20
+    read_timeout: int | None = None  #: None: operation_timeout + 10 (must exceed it)
+    path: str = "PowerShell"
+    configuration: str = "Microsoft.Exchange"
+    certificate_pem: str | None = None
+    certificate_key_pem: str | None = None
+    culture: str = "en-US"
+
+    def wsman_kwargs(self, host: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "server": host,
+            "port": self.port or (443 if self.ssl else 80),
+            "ssl": self.ssl,
+            "path": self.path,
+            "auth": self.auth,
+            "username": self.username,
+            "password": self.password,
+            "connection_timeout": self.connection_timeout,
+            "operation_timeout": self.operation_timeout,
+            "read_timeout": self.read_timeout or self.operation_timeout + 10,
+            # Over HTTP, "auto" means WinRM message encryption: required for Kerberos,
+            # NTLM and Negotiate, exactly as Exchange does it.
+            "encryption": "auto",
+            "no_proxy": False,
+        }
+        if self.ssl:
+            kwargs["cert_validation"] = False if self.insecure else (self.ca_bundle or True)
+        if self.auth == "basic" and not self.ssl:
+            raise UsageError("--auth basic sends the password in clear text; it needs --ssl")
+        if self.auth == "certificate":
+            if not (self.ssl and self.certificate_pem and self.certificate_key_pem):
+                raise UsageError("--auth certificate needs --ssl and a certificate and key")
+            kwargs["certificate_pem"] = self.certificate_pem
+            kwargs["certificate_key_pem"] = self.certificate_key_pem
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which servers, and how to cut the work."""
+
+    servers: tuple[str, ...] = ()
+    all_servers: bool = False
+    #: The endpoint host to connect to; None means each server's own endpoint.
+    connect: str | None = None
+    slice: timedelta = timedelta(hours=1)
+    min_slice: timedelta = timedelta(seconds=1)
+    cap: int = 5000
+    parallel: int = 4
+    retries: int = 3
+    backoff: float = 1.0
+    #: Recycle a runspace pool after this many commands (Exchange's per-shell limit is ~1000).
+    recycle_after: int = 400
+    #: Give up on one slice (stop the pipeline) after this many seconds; None: no limit.
+    slice_timeout: float | None = None
+
+
+@dataclass
+class SliceAnswer:
+    events: list[TrackingEvent]
+    capped: bool
+    warnings: list[str]
+
+
+class Transient(Exception):
+    """A failure worth retrying on a fresh pool."""
+
+
+class _ParameterUnsupported(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def classify(exc: BaseException, host: str) -> BaseException:
+    """Turn a pypsrp/requests/spnego exception into Transient or a MsgtrackError."""
+    from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
+    from requests import exceptions as rq
+
+    if isinstance(exc, (MsgtrackError, Transient)):
+        return exc
+    if isinstance(exc, AuthenticationError):
+        return AuthenticationFailed(f"authentication failed ({_short(exc)})", server=host)
+    if isinstance(exc, rq.SSLError):
+        return CertificateUntrusted(f"TLS certificate not trusted ({_short(exc)})", server=host)
+    if isinstance(exc, WSManFaultError):
+        if exc.code == FAULT_RESOURCE_URI:
+            return EndpointNotFound("the Microsoft.Exchange configuration is not at this "
+                                    "endpoint (WSMan fault 2150858811)", server=host)
+        if exc.code in _TRANSIENT_FAULTS or exc.code is None:
+            return Transient(f"WSMan fault {exc.code}: {_short(exc.reason or exc)}")
+        return Transient(f"WSMan fault {exc.code}: {_short(exc.reason or exc)}")
+    if isinstance(exc, WinRMTransportError):
+        if exc.code == 404:
+            return EndpointNotFound("HTTP 404: no /PowerShell endpoint here", server=host)
+        if exc.code == 401:
+            return AuthenticationFailed("HTTP 401 unauthorized", server=host)
+        return Transient(f"HTTP {exc.code} from the server")
+    if isinstance(exc, (rq.ConnectionError, rq.Timeout, rq.ChunkedEncodingError)):
+        return Transient(f"connection failed: {type(exc).__name__}")
+    name = type(exc).__name__
+    module = type(exc).__module__
+    if module.startswith(("spnego", "gssapi", "krb5")) or (
+            isinstance(exc, ImportError) and "gssapi" in str(exc)):
+        return KerberosUnavailable(f"Kerberos/SPNEGO failed ({name}: {_short(exc)})", server=host)
+    if isinstance(exc, ValueError) and "encryption" in str(exc):
+        return UsageError(str(exc))
+    return RemoteError(f"{name}: {_short(exc)}", server=host)
+
+
+def _short(exc: object) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+# --------------------------------------------------------------------------- session
+
+
+def dt_element(value: datetime) -> ET.Element:
+    """A ``<DT>`` value in UTC: never a culture-dependent string (remoting-facts §2.3)."""
+    element = ET.Element("DT")
+    element.text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    return element
+
+
+class Session:
+    """One WSMan connection + RunspacePool, owned by one thread; recycled on demand."""
+
+    def __init__(self, host: str, conn: Connection, recycle_after: int) -> None:
+        self.host = host
+        self.conn = conn
+        self.recycle_after = recycle_after
+        self._pool: Any = None
+        self._commands = 0
+
+    def _open(self) -> Any:
+        from pypsrp.powershell import RunspacePool
+        from pypsrp.wsman import WSMan
+
+        from msgtrack.sources.clixml import install_fast_serializer
+
+        try:
+            wsman = WSMan(**self.conn.wsman_kwargs(self.host))
+            pool = RunspacePool(wsman, configuration_name=self.conn.configuration)
+            install_fast_serializer(pool, culture=self.conn.culture)
+            pool.open()
+        except Exception as exc:
+            raise classify(exc, self.host) from None
+        self._commands = 0
+        return pool
+
+    def pool(self) -> Any:
+        if self._pool is not None and self._commands >= self.recycle_after:
+            log.debug("%s: recycling the runspace pool after %d commands", self.host,
+                      self._commands)
+            self.close()
+        if self._pool is None:
+            self._pool = self._open()
+        self._commands += 1
+        return self._pool
+
+    def discard(self) -> None:
+        """Drop a pool that may be broken, without trusting it to close cleanly."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.close()
+            except Exception as exc:  # it is already broken; closing is best effort
+                log.debug("%s: closing a broken pool failed: %s", self.host, type(exc).__name__)
+
+    close = discard
+
+    def run(self, commands: list[tuple[str, dict[str, Any]]], *,
+            timeout: float | None = None, stop: threading.Event | None = None) -> SliceAnswer:
+        """Run one cmdlet pipeline; stream output off pypsrp's buffer as it arrives."""
+        from pypsrp.powershell import PowerShell, PSInvocationState
+
+        ps = PowerShell(self.pool())
+        for name, params in commands:
+            ps.add_cmdlet(name)
+            for key, value in params.items():
+                ps.add_parameter(key, value)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events: list[Any] = []
+        try:
+            ps.begin_invoke()
+            while ps.state == PSInvocationState.RUNNING:
+                ps.poll_invoke()
+                if ps.output:
+                    # Take the rows out of pypsrp's list so memory stays flat.
+                    batch, ps.output = ps.output, []
+                    events.extend(batch)
+                if (deadline is not None and time.monotonic() > deadline) or (
+                        stop is not None and stop.is_set()):
+                    ps.stop()
+                    raise Transient(f"slice timed out after {timeout:.0f} s"
+                                    if not (stop and stop.is_set()) else "stopped")
+            events.extend(ps.output)
+            ps.output = []
+        except (Transient, MsgtrackError):
+            raise
+        except Exception as exc:
+            raise classify(exc, self.host) from None
+        warnings = [str(getattr(w, "message", w)) for w in ps.streams.warning]
+        errors = [_error_text(e) for e in ps.streams.error]
+        try:
+            ps.close()
+        except Exception as exc:  # the answer is complete; a failed Terminate is not data loss
+            log.debug("%s: closing the pipeline failed: %s", self.host, type(exc).__name__)
+        if ps.state == PSInvocationState.FAILED or errors:
+            _raise_pipeline_error(errors or ["the pipeline failed"])
+        capped = any(_MORE_RESULTS_RE.search(w) for w in warnings)
+        return SliceAnswer(events, capped, [w for w in warnings if not _MORE_RESULTS_RE.search(w)])
+
+
+def _error_text(record: Any) -> str:
+    for attr in ("message", "exception", "to_string"):
+        value = getattr(record, attr, None)
+        if value:
+            return str(value)
+    return str(record)
+
+
+def _raise_pipeline_error(errors: list[str]) -> None:
+    text = "; ".join(errors)
+    missing = _MISSING_PARAMETER_RE.search(text)
+    if missing:
+        raise _ParameterUnsupported(missing.group(1))
+    if _INVALID_VALUE_RE.search(text):
+        raise UsageError(f"the server refused the query: {_short(text)}")
+    # A non-terminating error mid-stream (e.g. the log search service hiccuped) means the
+    # answer may be partial: retry the slice rather than emit it.
+    raise Transient(f"the cmdlet reported errors: {_short(text)}")
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class _Msg:
+    kind: str  # "events" | "problem" | "warn" | "progress" | "retry" | "fatal" | "done"
+    server: str
+    payload: Any = None
+
+
+class RemoteSearch:
+    """Run one Query against many servers; iterate :meth:`events` to stream results."""
+
+    def __init__(self, conn: Connection, plan: Plan, query: Query, report: RunReport, *,
+                 progress: Callable[[str, dict[str, int]], None] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.conn = conn
+        self.plan = plan
+        self.query = query
+        self.report = report
+        self.progress = progress
+        self._now = clock or (lambda: datetime.now(timezone.utc))
+        self._stop = threading.Event()
+
+    # -- discovery -----------------------------------------------------------------
+
+    def discover(self) -> list[str]:
+        """Transport servers from Get-TransportService, through the --connect endpoint."""
+        if not self.plan.connect:
+            raise UsageError("--all-servers needs --connect HOST (an Exchange server's endpoint)")
+        session = Session(self.plan.connect, self.conn, self.plan.recycle_after)
+        try:
+            answer = session.run([("Get-TransportService", {})])
+        except Transient as exc:
+            raise RemoteError(f"server discovery failed: {exc}", server=self.plan.connect) from None
+        finally:
+            session.close()
+        names = sorted({_object_name(obj) for obj in answer.events} - {""})
+        if not names:
+            raise RemoteError("Get-TransportService returned no servers", server=self.plan.connect)
+        return names
+
+    # -- windows -------------------------------------------------------------------
+
+    def window(self) -> tuple[datetime, datetime]:
+        end = self.query.end or self._now()
+        start = self.query.start or end - DEFAULT_LOOKBACK
+        return start, end
+
+    def slices(self) -> list[tuple[datetime, datetime]]:
+        start, end = self.window()
+        out = []
+        while start < end:
+            nxt = min(start + self.plan.slice, end)
+            out.append((start, nxt))
+            start = nxt
+        return out
+
+    # -- running -------------------------------------------------------------------
+
+    def events(self) -> Iterator[TrackingEvent]:
+        servers = list(self.plan.servers)
+        if self.plan.all_servers:
+            servers = sorted(set(servers) | set(self.discover()))
+            self.report.count("servers-discovered", len(servers))
+        if not servers:
+            raise UsageError("name a server: --server NAME (repeatable) or --all-servers")
+        slices = self.slices()
+        inbox: queue.Queue[_Msg] = queue.Queue(maxsize=max(4, self.plan.parallel * 2))
+        self._emit_progress("plan", {"servers": len(servers), "slices": len(slices) * len(servers)})
+        fatal: list[BaseException] = []
+        failed_servers: dict[str, BaseException] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.plan.parallel),
+                                thread_name_prefix="msgtrack-remote") as pool:
+            for server in servers:
+                pool.submit(self._work_server, server, slices, inbox)
+            remaining = len(servers)
+            try:
+                while remaining:
+                    msg = inbox.get()
+                    if msg.kind == "done":
+                        remaining -= 1
+                        self.report.count("servers-tried")
+                        if msg.payload is None:
+                            self.report.count("servers-succeeded")
+                        else:
+                            failed_servers[msg.server] = msg.payload
+                        self._emit_progress("server-done", {})
+                    elif msg.kind == "events":
+                        self.report.count("slices")
+                        self.report.count("events", len(msg.payload))
+                        self._emit_progress("slice", {"events": len(msg.payload)})
+                        yield from msg.payload
+                    elif msg.kind == "problem":
+                        kind, where, text = msg.payload
+                        self.report.problem(kind, where, text)
+                        self._emit_progress("error", {})
+                    elif msg.kind == "warn":
+                        self.report.warn(f"{msg.server}: {msg.payload}")
+                    elif msg.kind == "retry":
+                        self.report.count("retries")
+                    elif msg.kind == "split":
+                        self.report.count("slices-split")
+                        self._emit_progress("split", {})
+                    elif msg.kind == "fatal":
+                        fatal.append(msg.payload)
+                        self._stop.set()
+            finally:
+                # The consumer stopped early or we failed: tell workers, then drain so
+                # none blocks forever on a full queue.
+                self._stop.set()
+                while remaining:
+                    try:
+                        msg = inbox.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if msg.kind == "done":
+                        remaining -= 1
+        if fatal:
+            raise fatal[0]
+        if failed_servers and len(failed_servers) == len(servers):
+            first = next(iter(failed_servers.values()))
+            if isinstance(first, MsgtrackError) and all(
+                    type(e) is type(first) for e in failed_servers.values()):
+                # Every server failed the same way (bad password, untrusted CA, wrong
+                # endpoint): that is one error with one hint, not N partial results.
+                raise first
+
+    def _emit_progress(self, what: str, data: dict[str, int]) -> None:
+        if self.progress is not None:
+            self.progress(what, data)
+
+    def _work_server(self, server: str, slices: list[tuple[datetime, datetime]],
+                     inbox: queue.Queue[_Msg]) -> None:
+        host = self.plan.connect or server
+        session = Session(host, self.conn, self.plan.recycle_after)
+        outcome: BaseException | None = None
+        try:
+            unsupported: set[str] = set()
+            todo = list(reversed(slices))  # a stack: earliest slice on top
+            while todo and not self._stop.is_set():
+                start, end = todo.pop()
+                try:
+                    answer = self._slice_with_retries(session, server, start, end, unsupported,
+                                                      inbox)
+                except (AuthenticationFailed, CertificateUntrusted, EndpointNotFound,
+                        KerberosUnavailable) as exc:
+                    # No slice of this server can work: report it once, with what was left.
+                    left = len(todo) + 1
+                    inbox.put(_Msg("problem", server, (
+                        "server", server, f"{exc} ({left} slice(s) not searched)")))
+                    outcome = exc
+                    return
+                except UsageError as exc:
+                    inbox.put(_Msg("fatal", server, exc))
+                    outcome = exc
+                    return
+                except (Transient, RemoteError) as exc:
+                    inbox.put(_Msg("problem", server, (
+                        "slice", f"{server} [{_iso(start)}, {_iso(end)})",
+                        f"failed after {self.plan.retries} retries: {exc}")))
+                    outcome = outcome or exc
+                    continue
+                if answer is None:  # capped: split and query the halves, earlier first
+                    mid = start + (end - start) / 2
+                    todo.append((mid, end))
+                    todo.append((start, mid))
+                    inbox.put(_Msg("split", server))
+                    continue
+                inbox.put(_Msg("events", server, answer.events))
+                for warning in answer.warnings:
+                    inbox.put(_Msg("warn", server, warning))
+        except BaseException as exc:  # a bug must not hang the consumer
+            inbox.put(_Msg("problem", server, ("server", server, f"internal error: {exc!r}")))
+            outcome = exc
+        finally:
+            session.close()
+            inbox.put(_Msg("done", server, outcome))
+
+    def _slice_with_retries(self, session: Session, server: str, start: datetime,
+                            end: datetime, unsupported: set[str],
+                            inbox: queue.Queue[_Msg]) -> SliceAnswer | None:
+        """The slice's complete answer, or None if it hit the cap and must be split."""
+        narrow_enough = end - start <= self.plan.min_slice
+        cap: int | str = "Unlimited" if narrow_enough else self.plan.cap
+        attempt = 0
+        while True:
+            params = self._parameters(server, start, end, cap, unsupported)
+            try:
+                answer = session.run([("Get-MessageTrackingLog", params)],
+                                     timeout=self.plan.slice_timeout, stop=self._stop)
+            except _ParameterUnsupported as exc:
+                if exc.name in unsupported:
+                    raise RemoteError(f"parameter {exc.name} refused twice") from None
+                unsupported.add(exc.name)
+                inbox.put(_Msg("warn", server, f"the server has no -{exc.name} parameter "
+                                               "(older Exchange); filtering on the client"))
+                continue
+            except Transient as exc:
+                session.discard()
+                attempt += 1
+                if attempt > self.plan.retries or self._stop.is_set():
+                    raise
+                inbox.put(_Msg("retry", server))
+                log.info("%s: retry %d of slice %s: %s", server, attempt, _iso(start), exc)
+                time.sleep(self.plan.backoff * (2 ** (attempt - 1)))
+                continue
+            if not narrow_enough and (answer.capped or len(answer.events) >= self.plan.cap):
+                return None
+            events = [ev for ev in answer.events if isinstance(ev, TrackingEvent)]
+            if len(events) != len(answer.events):
+                inbox.put(_Msg("warn", server, f"{len(answer.events) - len(events)} objects "
+                                               "were not MessageTrackingEvents and were skipped"))
+            # Filters the server could not apply (several EventIds, decoded auth fields,
+            # parameters this Exchange version lacks) are checked here.
+            matches = self.query.client_side(params).matches
+            answer.events = [replace(ev, origin=server) if not ev.origin else ev
+                             for ev in events if matches(ev)]
+            return answer
+
+    def _parameters(self, server: str, start: datetime, end: datetime, cap: int | str,
+                    unsupported: set[str]) -> dict[str, Any]:
+        params: dict[str, Any] = {"Server": server, "Start": dt_element(start),
+                                  "End": dt_element(end), "ResultSize": cap}
+        for name, value in self.query.cmdlet_parameters().items():
+            if name not in unsupported:
+                params[name] = value
+        return params
+
+
+def _object_name(obj: Any) -> str:
+    for attr in ("adapted_properties", "extended_properties"):
+        props = getattr(obj, attr, None) or {}
+        for key in ("Name", "Identity"):
+            if props.get(key):
+                return str(props[key])
+    return str(getattr(obj, "to_string", "") or "")
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
