@@ -38,7 +38,11 @@ def parse_log_timestamp(text: str) -> datetime:
 def format_log_timestamp(value: datetime) -> str:
     """Aware datetime -> ``yyyy-MM-ddTHH:mm:ss.fffZ`` in UTC (the log's own form)."""
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: glibc's %Y does not zero-pad years below 1000 ("999-01-01…").
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 _TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,7})?Z\Z")
