@@ -233,6 +233,14 @@ def test_parse_log_timestamp_rejects(text):
         parse_log_timestamp(text)
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999-01:00"])
+def test_out_of_range_offset_is_value_error_and_custom_data_keeps_text(text):
+    # Regression: astimezone(UTC) raised OverflowError, which escaped decode_custom_data.
+    with pytest.raises(ValueError):
+        parse_log_timestamp(text)
+    assert decode_custom_data(f"Dt:When={text}") == {"When": text}
+
+
 def test_format_log_timestamp():
     assert format_log_timestamp(datetime(2024, 3, 5, 10, 11, 12, 345678, tzinfo=UTC)) == (
         "2024-03-05T10:11:12.345Z"
