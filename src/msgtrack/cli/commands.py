@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -22,10 +22,10 @@ _SOURCES = "Sources"
 
 @app.command()
 def search(
-    log: Annotated[Optional[list[Path]], typer.Option(
+    log: Annotated[list[Path] | None, typer.Option(
         "--log", "-l", rich_help_panel=_SOURCES,
         help="MSGTRK*.LOG file, folder (recursive) or glob; repeatable.")] = None,
-    clixml: Annotated[Optional[list[Path]], typer.Option(
+    clixml: Annotated[list[Path] | None, typer.Option(
         "--clixml", rich_help_panel=_SOURCES,
         help="Export-Clixml file of Get-MessageTrackingLog output; repeatable.")] = None,
     server: rem.Server = None, all_servers: rem.AllServers = False, connect: rem.Connect = None,
@@ -43,7 +43,7 @@ def search(
     auth_method: opt.AuthMethod = None, auth_category: opt.AuthCategory = None,
     fmt: opt.Format = "table", output: opt.Output = None, limit: opt.Limit = 100,
     per_recipient: opt.PerRecipient = False, no_formula_guard: opt.UnsafeCsv = False,
-    report_file: Annotated[Optional[Path], typer.Option(
+    report_file: Annotated[Path | None, typer.Option(
         "--report", help="Also write the completeness summary here, as JSON.")] = None,
 ) -> None:
     """Search message tracking events: live servers, MSGTRK logs or Export-Clixml files."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,43 +12,43 @@ from msgtrack.filters import Query, parse_when
 _FILTERS = "Filters"
 _OUTPUT = "Output"
 
-Start = Annotated[Optional[str], typer.Option(
+Start = Annotated[str | None, typer.Option(
     "--start", "-s", rich_help_panel=_FILTERS,
     help="Inclusive start, ISO 8601. With Z or an offset it is exact; a naive value "
          "means this machine's local time zone.")]
-End = Annotated[Optional[str], typer.Option(
+End = Annotated[str | None, typer.Option(
     "--end", "-e", rich_help_panel=_FILTERS,
     help="Exclusive end, ISO 8601 (same time-zone rules as --start).")]
-Sender = Annotated[Optional[str], typer.Option(
+Sender = Annotated[str | None, typer.Option(
     "--sender", rich_help_panel=_FILTERS, help="Sender address (exact, case-insensitive).")]
-Recipient = Annotated[Optional[list[str]], typer.Option(
+Recipient = Annotated[list[str] | None, typer.Option(
     "--recipient", "-r", rich_help_panel=_FILTERS,
     help="Recipient address; repeatable, matches if any recipient matches.")]
-EventId = Annotated[Optional[list[str]], typer.Option(
+EventId = Annotated[list[str] | None, typer.Option(
     "--event-id", rich_help_panel=_FILTERS, help="EventId, e.g. RECEIVE; repeatable.")]
-Source = Annotated[Optional[list[str]], typer.Option(
+Source = Annotated[list[str] | None, typer.Option(
     "--source", rich_help_panel=_FILTERS, help="Source, e.g. SMTP; repeatable.")]
-Subject = Annotated[Optional[str], typer.Option(
+Subject = Annotated[str | None, typer.Option(
     "--subject", rich_help_panel=_FILTERS, help="Case-insensitive substring of MessageSubject.")]
-MessageId = Annotated[Optional[str], typer.Option(
+MessageId = Annotated[str | None, typer.Option(
     "--message-id", rich_help_panel=_FILTERS, help="MessageId, with the angle brackets.")]
-InternalMessageId = Annotated[Optional[str], typer.Option(
+InternalMessageId = Annotated[str | None, typer.Option(
     "--internal-message-id", rich_help_panel=_FILTERS, help="InternalMessageId (exact).")]
-NetworkMessageId = Annotated[Optional[str], typer.Option(
+NetworkMessageId = Annotated[str | None, typer.Option(
     "--network-message-id", rich_help_panel=_FILTERS,
     help="NetworkMessageId (Exchange 2013+ logs; cmdlet parameter on 2016+).")]
-Reference = Annotated[Optional[str], typer.Option(
+Reference = Annotated[str | None, typer.Option(
     "--reference", rich_help_panel=_FILTERS, help="Matches if any Reference equals it.")]
-AuthMethod = Annotated[Optional[list[str]], typer.Option(
+AuthMethod = Annotated[list[str] | None, typer.Option(
     "--auth-method", rich_help_panel=_FILTERS,
     help="Decoded auth method (e.g. Login, NTLM) or its hex code (07); repeatable.")]
-AuthCategory = Annotated[Optional[list[str]], typer.Option(
+AuthCategory = Annotated[list[str] | None, typer.Option(
     "--auth-category", rich_help_panel=_FILTERS,
     help="Decoded sender category: Anonymous, Internal, External, Partner, Other (or A/I/E/P/O).")]
 
 Format = Annotated[str, typer.Option(
     "--format", "-f", rich_help_panel=_OUTPUT, help="table, csv or jsonl.")]
-Output = Annotated[Optional[Path], typer.Option(
+Output = Annotated[Path | None, typer.Option(
     "--output", "-o", rich_help_panel=_OUTPUT, help="Write here instead of stdout.")]
 Limit = Annotated[int, typer.Option(
     "--limit", rich_help_panel=_OUTPUT, min=1, help="Table only: the most rows to show.")]

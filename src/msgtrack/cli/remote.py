@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,34 +15,34 @@ from msgtrack.sources.remote import Connection, Plan
 _REMOTE = "Remote (WinRM)"
 _AUTHS = ("kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp")
 
-Server = Annotated[Optional[list[str]], typer.Option(
+Server = Annotated[list[str] | None, typer.Option(
     "--server", rich_help_panel=_REMOTE,
     help="Transport server to search (Get-MessageTrackingLog -Server); repeatable.")]
 AllServers = Annotated[bool, typer.Option(
     "--all-servers", rich_help_panel=_REMOTE,
     help="Discover every transport server with Get-TransportService (needs --connect).")]
-Connect = Annotated[Optional[str], typer.Option(
+Connect = Annotated[str | None, typer.Option(
     "--connect", envvar="MSGTRACK_CONNECT", rich_help_panel=_REMOTE,
     help="Exchange server whose /PowerShell endpoint to use (FQDN for Kerberos). "
          "Default: each --server's own endpoint.")]
-ProfileName = Annotated[Optional[str], typer.Option(
+ProfileName = Annotated[str | None, typer.Option(
     "--profile", envvar="MSGTRACK_PROFILE", rich_help_panel=_REMOTE,
     help="Named profile from the config file (see README: config file).")]
-Auth = Annotated[Optional[str], typer.Option(
+Auth = Annotated[str | None, typer.Option(
     "--auth", envvar="MSGTRACK_AUTH", rich_help_panel=_REMOTE,
     help="kerberos (default, as Exchange), negotiate, ntlm, basic (needs --ssl), certificate, credssp.")]
-Port = Annotated[Optional[int], typer.Option(
+Port = Annotated[int | None, typer.Option(
     "--port", envvar="MSGTRACK_PORT", rich_help_panel=_REMOTE, help="Default 80, or 443 with --ssl.")]
-Ssl = Annotated[Optional[bool], typer.Option(
+Ssl = Annotated[bool | None, typer.Option(
     "--ssl/--no-ssl", envvar="MSGTRACK_SSL", rich_help_panel=_REMOTE,
     help="HTTPS (certificate validated). Without it: HTTP with WinRM message encryption.")]
-CaBundle = Annotated[Optional[str], typer.Option(
+CaBundle = Annotated[str | None, typer.Option(
     "--ca-bundle", envvar="MSGTRACK_CA_BUNDLE", rich_help_panel=_REMOTE,
     help="PEM file of CA certificates to trust for --ssl.")]
 Insecure = Annotated[bool, typer.Option(
     "--insecure", rich_help_panel=_REMOTE,
     help="Do not validate the server certificate (prints a warning; never for production).")]
-Username = Annotated[Optional[str], typer.Option(
+Username = Annotated[str | None, typer.Option(
     "--username", "-u", envvar="MSGTRACK_USERNAME", rich_help_panel=_REMOTE,
     help="user@REALM (UPN) or DOMAIN\\user. The password comes from MSGTRACK_PASSWORD, "
          "the keyring, or a prompt, never from the command line.")]
@@ -51,18 +51,18 @@ OperationTimeout = Annotated[int, typer.Option(
     help="WSMan OperationTimeout (s): how long one Receive waits for data.")]
 ConnectTimeout = Annotated[int, typer.Option(
     "--connect-timeout", rich_help_panel=_REMOTE, min=1, help="TCP connect timeout (s).")]
-SliceTimeout = Annotated[Optional[float], typer.Option(
+SliceTimeout = Annotated[float | None, typer.Option(
     "--slice-timeout", rich_help_panel=_REMOTE, help="Give up one slice after this many seconds.")]
 SliceHours = Annotated[float, typer.Option(
     "--slice", rich_help_panel=_REMOTE, help="Slice width in hours (split further when capped).")]
 Cap = Annotated[int, typer.Option(
     "--cap", rich_help_panel=_REMOTE, min=1,
     help="-ResultSize per slice; a slice that reaches it is split and queried again.")]
-Parallel = Annotated[Optional[int], typer.Option(
+Parallel = Annotated[int | None, typer.Option(
     "--parallel", "-p", rich_help_panel=_REMOTE, min=1, help="Servers queried at once (default 4).")]
 Retries = Annotated[int, typer.Option(
     "--retries", rich_help_panel=_REMOTE, min=0, help="Retries per slice for transient faults.")]
-Culture = Annotated[Optional[str], typer.Option(
+Culture = Annotated[str | None, typer.Option(
     "--culture", envvar="MSGTRACK_CULTURE",
     help="Culture the server prints timestamp-only MessageInfo in (en-US, en-GB, de-DE, fr-FR).")]
 

@@ -149,7 +149,7 @@ def _write_table(rows: Iterable[list[str]], header: Sequence[str], out: TextIO,
     for cells in rows:
         total += 1
         if len(shown) < limit:
-            shown.append([_clip(h, c) for h, c in zip(header, cells)])
+            shown.append([_clip(h, c) for h, c in zip(header, cells, strict=False)])
     if shown:
         out.write(tabulate(shown, headers=list(header), tablefmt="simple", disable_numparse=True))
         out.write("\n")
