@@ -29,17 +29,15 @@ def get_password(username: str | None, auth: str, *, interactive: bool | None = 
         # Kerberos: GSSAPI uses KRB5CCNAME / KRB5_CLIENT_KTNAME. A password would only
         # force an in-process kinit, so do not ask for one.
         return None
-    secret = os.environ.get(PASSWORD_ENV)
+    secret = os.environ.get(PASSWORD_ENV) or (_from_keyring(username) if username else None)
+    if not secret:
+        if interactive is None:
+            interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        if interactive and username:
+            secret = getpass.getpass(f"Password for {username}: ")
     if secret:
+        register_secret(secret, username)
         return secret
-    if username:
-        secret = _from_keyring(username)
-        if secret:
-            return secret
-    if interactive is None:
-        interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    if interactive and username:
-        return getpass.getpass(f"Password for {username}: ")
     raise ConfigError(
         f"no password for {username or '(no --username)'} with --auth {auth}",
         hint=f"set {PASSWORD_ENV}, store it with 'keyring set {KEYRING_SERVICE} USERNAME', "
@@ -57,3 +55,32 @@ def _from_keyring(username: str) -> str | None:
     except (KeyringError, RuntimeError) as exc:  # no backend on a headless box
         log.debug("keyring unavailable: %s", type(exc).__name__)
         return None
+
+
+# --------------------------------------------------------------------------- redaction
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(secret: str, username: str | None = None) -> None:
+    """Remember a secret so :class:`RedactingFilter` can scrub it (and its Basic-auth form)."""
+    import base64
+
+    if not secret:
+        return
+    _SECRETS.add(secret)
+    if username:
+        _SECRETS.add(base64.b64encode(f"{username}:{secret}".encode()).decode())
+
+
+class RedactingFilter(logging.Filter):
+    """Defence in depth for --debug: no registered secret survives into a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = record.getMessage()
+            if any(s in message for s in _SECRETS):
+                for secret in _SECRETS:
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, None
+        return True

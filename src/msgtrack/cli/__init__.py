@@ -86,8 +86,13 @@ def _main(
 ) -> None:
     ctx.obj = {"debug": debug}
     if debug or verbose:
-        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
-                            format="msgtrack: %(levelname)s %(name)s: %(message)s")
+        from msgtrack.credentials import RedactingFilter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(RedactingFilter())
+        handler.setFormatter(logging.Formatter("msgtrack: %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler],
+                            force=True)
 
 
 def problem_printer(problem: Problem) -> None:
