@@ -391,6 +391,36 @@ def test_nesting_agents_with_spaces_and_new_codes():
     assert (routing.code, routing.agent) == ("CATRS", "Index Routing Agent")
 
 
+def test_flat_pending_tail_belongs_to_its_block():
+    # Exchange 2013's flat LatencyTracker writes pending components after ';' as bare names
+    # (LatencyTracker.AppendLatencyString; LatencyParser state PendingComponentOrServer).
+    value = "2024-03-05T10:11:12.345Z;LSRV=EX02.contoso.com:TOTAL-HUB=1.000|SMR=0.500;QDE|SMSC"
+    info = _info(value)
+    assert info.kind is InfoKind.LATENCY
+    lat = info.latency
+    assert lat.previous_hops == ()
+    block = lat.this_server
+    assert (block.server, block.total, block.process) == ("EX02.contoso.com", 1.0, "HUB")
+    assert _codes(block.components) == ["TOTAL", "SMR", "QDE", "SMSC"]
+    assert [c.pending for c in block.components] == [False, False, True, True]
+    assert block.components[2].seconds is None
+    cols = annotation_columns(info, {}, "SEND")
+    assert (cols["LatencySeconds"], cols["LatencyServer"]) == ("1.000", "EX02.contoso.com")
+
+
+def test_flat_pending_only_and_in_previous_hops():
+    only = _info("LSRV=EX02:QDE|CATSM-Malware Agent").latency.this_server
+    assert [(c.code, c.agent, c.pending) for c in only.components] == [
+        ("QDE", "", True),
+        ("CATSM", "Malware Agent", True),
+    ]
+    lat = _info("SRV=EX01:TOTAL-FE=0.100;SMRPI;SRV=EX02:TOTAL-HUB=0.200").latency
+    assert [h.server for h in lat.previous_hops] == ["EX01"]
+    assert _codes(lat.previous_hops[0].components) == ["TOTAL", "SMRPI"]
+    assert lat.previous_hops[0].components[1].pending is True
+    assert lat.this_server.server == "EX02"
+
+
 @pytest.mark.parametrize(
     "record, code, agent, process, pending, incomplete, seconds",
     [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 from functools import lru_cache
@@ -349,7 +349,9 @@ def _split_code(code: str) -> LatencyComponent:
     return LatencyComponent(base, None, agent=suffix, pending=pending, incomplete=incomplete)
 
 
-def _parse_components(text: str, pos: int) -> tuple[tuple[LatencyComponent, ...], int]:
+def _parse_components(
+    text: str, pos: int, depth: int = 0
+) -> tuple[tuple[LatencyComponent, ...], int]:
     """Recursive descent over ``CODE=sec|CODE=sec(CHILD=sec|…)|…``; stops at ``)`` or end."""
     out: list[LatencyComponent] = []
     n = len(text)
@@ -360,7 +362,10 @@ def _parse_components(text: str, pos: int) -> tuple[tuple[LatencyComponent, ...]
         shape = _split_code(m.group(0).strip())
         pos = m.end()
         seconds: float | None = None
-        if pos < n and text[pos] == "=":
+        # A bare name (no "=value") is a pending component of the flat format (2013's
+        # LatencyTracker writes them after ";" or right after the server).
+        bare = not (pos < n and text[pos] == "=")
+        if not bare:
             num = _NUMBER_RE.match(text, pos + 1)
             if num is not None:
                 seconds = float(num.group(0))
@@ -369,12 +374,13 @@ def _parse_components(text: str, pos: int) -> tuple[tuple[LatencyComponent, ...]
                 pos += 1
         children: tuple[LatencyComponent, ...] = ()
         if pos < n and text[pos] == "(":
-            children, pos = _parse_components(text, pos + 1)
+            children, pos = _parse_components(text, pos + 1, depth + 1)
             if pos >= n or text[pos] != ")":
                 raise ValueError("unbalanced '('")
             pos += 1
+        pending = shape.pending or (bare and not children and depth == 0)
         out.append(LatencyComponent(shape.code, seconds, shape.process, shape.agent,
-                                    shape.pending, shape.incomplete, children))
+                                    pending, shape.incomplete, children))
         if pos < n and text[pos] == "|":
             pos += 1
             continue
@@ -383,6 +389,8 @@ def _parse_components(text: str, pos: int) -> tuple[tuple[LatencyComponent, ...]
 
 
 _BLOCK_RE = re.compile(r"(L?SRV)=([^:]*):(.*)\Z", re.S)
+#: The flat format's pending tail after ";": bare component names joined by "|".
+_PENDING_TAIL_RE = re.compile(r"[^=:;()]+\Z")
 
 
 def _parse_block(text: str) -> LatencyBlock | None:
@@ -406,6 +414,12 @@ def _parse_block(text: str) -> LatencyBlock | None:
     )
 
 
+def _with_pending(block: LatencyBlock, tail: str) -> LatencyBlock:
+    """``…|SMR=0.500`` + ``;QDE|SMSC``: the names after ``;`` are the block's pending parts."""
+    pending, _ = _parse_components(tail, 0)
+    return replace(block, components=block.components + pending, raw=f"{block.raw};{tail}")
+
+
 def _decode_latency(value: str) -> Latency:
     parts = value.split(";")
     arrival = _timestamp_or_none(parts[0].strip())
@@ -416,6 +430,9 @@ def _decode_latency(value: str) -> Latency:
         if not part.strip():
             continue
         block = _parse_block(part)
+        if block is None and blocks and isinstance(blocks[-1], LatencyBlock):
+            if _PENDING_TAIL_RE.match(part):
+                block = _with_pending(blocks.pop(), part)
         blocks.append(block if block is not None else part)
     this_server = blocks[-1] if blocks and isinstance(blocks[-1], LatencyBlock) else None
     previous = tuple(blocks[:-1]) if this_server is not None else tuple(blocks)
