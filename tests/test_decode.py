@@ -449,6 +449,34 @@ def test_component_records(record, code, agent, process, pending, incomplete, se
 
 
 @pytest.mark.parametrize(
+    "value, codes",
+    [
+        # header folding inserts spaces after records (LatencyFormatter.AddFolding)
+        ("LSRV=h:TOTAL-HUB=1.000| SMR=0.319 (SMRDE=0.003| SMRC=0.315) |CAT=0.1",
+         ["TOTAL", "SMR", "CAT"]),
+        ("LSRV=h:TOTAL-HUB= 1.000|SMR=0.5", ["TOTAL", "SMR"]),
+        # one bad record does not cost the others
+        ("LSRV=h:TOTAL-HUB=1.000|SMR=abc|CAT=0.500", ["TOTAL", "SMR", "CAT"]),
+        ("LSRV=h:TOTAL-HUB=1.000|SMR=0.5)|CAT=1", ["TOTAL", "SMR", "CAT"]),
+        ("LSRV=h:TOTAL-HUB=1.000|SMR=0.5(SMRC=0.1", ["TOTAL", "SMR"]),
+        ("LSRV=h:TOTAL-HUB=1.000||SMR=0.5|", ["TOTAL", "SMR"]),
+        ("LSRV=h:TOTAL-HUB=1.000;|QDE", ["TOTAL", "QDE"]),
+    ],
+)
+def test_lenient_components_keep_what_parses(value, codes):
+    info = _info(value)
+    assert info.kind is InfoKind.LATENCY
+    block = info.latency.this_server
+    assert block.total == 1.0
+    assert _codes(block.components) == codes
+
+
+def test_unbalanced_parenthesis_keeps_children():
+    smr = _info("LSRV=h:TOTAL-HUB=1.000|SMR=0.5(SMRC=0.1").latency.this_server.components[1]
+    assert (smr.seconds, _codes(smr.children)) == (0.5, ["SMRC"])
+
+
+@pytest.mark.parametrize(
     "value",
     [
         "LSRV=h:TOTAL-HUB=1.000|SMR=0.5(SMRC=0.1",

@@ -330,8 +330,11 @@ def _decode_auth(value: str) -> AuthInfo | None:
     return AuthInfo(code, number, method, letter, auth_category_name(letter), domain, trailing)
 
 
-_COMPONENT_CODE_RE = re.compile(r"[^=|()]+")
-_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_COMPONENT_CODE_RE = re.compile(r"[^=|()]*")
+_NUMBER_RE = re.compile(r"\s*(-?[0-9]+(?:\.[0-9]+)?)")
+_SKIP_RE = re.compile(r"[^|()]*")  # unreadable text up to the next separator
+#: Real trees are a few levels deep; this bound keeps hostile input off the C stack.
+_MAX_DEPTH = 64
 
 
 def _split_code(code: str) -> LatencyComponent:
@@ -352,15 +355,20 @@ def _split_code(code: str) -> LatencyComponent:
 def _parse_components(
     text: str, pos: int, depth: int = 0
 ) -> tuple[tuple[LatencyComponent, ...], int]:
-    """Recursive descent over ``CODE=sec|CODE=sec(CHILD=sec|…)|…``; stops at ``)`` or end."""
+    """Recursive descent over ``CODE=sec|CODE=sec(CHILD=sec|…)|…``.
+
+    Returns at the ``)`` that closes this level (depth > 0) or at the end. Lenient, so one
+    bad record does not cost the others: a value that is not a number leaves ``seconds``
+    None, text up to the next separator is skipped (e.g. header-folding spaces), a missing
+    ``)`` closes at the end, a stray ``)`` at the top is ignored. Only nesting deeper than
+    ``_MAX_DEPTH`` raises ValueError.
+    """
     out: list[LatencyComponent] = []
     n = len(text)
     while pos < n:
         m = _COMPONENT_CODE_RE.match(text, pos)
-        if m is None:
-            raise ValueError(f"latency component expected at {pos}")
-        shape = _split_code(m.group(0).strip())
-        pos = m.end()
+        code = m.group(0).strip()  # type: ignore[union-attr]  # "*" always matches
+        pos = m.end()  # type: ignore[union-attr]
         seconds: float | None = None
         # A bare name (no "=value") is a pending component of the flat format (2013's
         # LatencyTracker writes them after ";" or right after the server).
@@ -368,23 +376,33 @@ def _parse_components(
         if not bare:
             num = _NUMBER_RE.match(text, pos + 1)
             if num is not None:
-                seconds = float(num.group(0))
+                seconds = float(num.group(1))
                 pos = num.end()
             else:
                 pos += 1
+            pos = _SKIP_RE.match(text, pos).end()  # type: ignore[union-attr]
         children: tuple[LatencyComponent, ...] = ()
         if pos < n and text[pos] == "(":
+            if depth >= _MAX_DEPTH:
+                raise ValueError("latency tree nested too deeply")
             children, pos = _parse_components(text, pos + 1, depth + 1)
-            if pos >= n or text[pos] != ")":
-                raise ValueError("unbalanced '('")
+            if pos < n:  # the closing ")"
+                pos += 1
+            pos = _SKIP_RE.match(text, pos).end()  # type: ignore[union-attr]
+        if code or seconds is not None or children:
+            shape = _split_code(code)
+            pending = shape.pending or (bare and not children and depth == 0)
+            out.append(LatencyComponent(shape.code, seconds, shape.process, shape.agent,
+                                        pending, shape.incomplete, children))
+        if pos >= n:
+            break
+        if text[pos] == ")":
+            if depth:
+                return tuple(out), pos
+            pos += 1  # stray ")" at the top level
+        elif text[pos] == "|":
             pos += 1
-        pending = shape.pending or (bare and not children and depth == 0)
-        out.append(LatencyComponent(shape.code, seconds, shape.process, shape.agent,
-                                    pending, shape.incomplete, children))
-        if pos < n and text[pos] == "|":
-            pos += 1
-            continue
-        break
+        # "(" right after a closed group ("A(B)(C)") is read as a nameless component.
     return tuple(out), pos
 
 
@@ -398,14 +416,12 @@ def _parse_block(text: str) -> LatencyBlock | None:
     if m is None:
         return None
     try:
-        components, pos = _parse_components(m.group(3), 0)
-        if pos != len(m.group(3)):
-            raise ValueError("trailing text")
-    except ValueError:
+        components, _ = _parse_components(m.group(3), 0)  # reads to the end at depth 0
+    except ValueError:  # nested too deeply: keep the server, drop the records
         components = ()
     total = next((c for c in components if c.code == "TOTAL"), None)
     return LatencyBlock(
-        server=m.group(2),
+        server=m.group(2).strip(),
         local=m.group(1) == "LSRV",
         components=components,
         total=total.seconds if total else None,
