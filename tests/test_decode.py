@@ -499,6 +499,17 @@ def test_malformed_latency_never_raises(value):
     annotation_columns(info, {}, "DELIVER")
 
 
+@pytest.mark.parametrize(
+    "value", ["hello SRV= world", "SRV=truncated", "see LSRV=notes;x", "2024-03-05T10:11:12.345Z;SRV=x"]
+)
+def test_text_mentioning_srv_without_a_block_is_other(value):
+    # Regression: any "SRV=" made the kind Latency, even with no server block in it.
+    info = _info(value)
+    assert info.kind is InfoKind.OTHER
+    assert info.latency is None and info.timestamp is None
+    assert annotation_columns(info, {})["MessageInfoKind"] == "Other"
+
+
 def test_latency_server_block_is_annotated():
     cols = annotation_columns(_info(NOTIFYMAPI_2016), {}, "NOTIFYMAPI")
     assert cols["MessageInfoKind"] == "Latency"

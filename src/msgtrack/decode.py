@@ -436,7 +436,8 @@ def _with_pending(block: LatencyBlock, tail: str) -> LatencyBlock:
     return replace(block, components=block.components + pending, raw=f"{block.raw};{tail}")
 
 
-def _decode_latency(value: str) -> Latency:
+def _decode_latency(value: str) -> Latency | None:
+    """The latency string's parts, or None when no ``SRV=``/``LSRV=`` block reads."""
     parts = value.split(";")
     arrival = _timestamp_or_none(parts[0].strip())
     if arrival is not None:
@@ -450,7 +451,9 @@ def _decode_latency(value: str) -> Latency:
             if _PENDING_TAIL_RE.match(part):
                 block = _with_pending(blocks.pop(), part)
         blocks.append(block if block is not None else part)
-    this_server = blocks[-1] if blocks and isinstance(blocks[-1], LatencyBlock) else None
+    if not any(isinstance(b, LatencyBlock) for b in blocks):
+        return None
+    this_server = blocks[-1] if isinstance(blocks[-1], LatencyBlock) else None
     previous = tuple(blocks[:-1]) if this_server is not None else tuple(blocks)
     return Latency(arrival, previous, this_server)
 
@@ -470,9 +473,10 @@ def decode_message_info(value: str) -> MessageInfo:
     if "SRV=" in text:
         try:
             latency = _decode_latency(text)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError):  # safety net; the parser itself is lenient
             return MessageInfo(value, InfoKind.OTHER)
-        return MessageInfo(value, InfoKind.LATENCY, timestamp=latency.arrival, latency=latency)
+        if latency is not None:
+            return MessageInfo(value, InfoKind.LATENCY, timestamp=latency.arrival, latency=latency)
     return MessageInfo(value, InfoKind.OTHER)
 
 
