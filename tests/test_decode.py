@@ -683,6 +683,35 @@ def test_custom_data_items(item, key, value):
     assert type(decoded[key]) is type(value)
 
 
+@pytest.mark.parametrize(
+    "item",
+    [
+        "I32:N=1_000",  # Python-only syntax, not a .NET Int32
+        "I32:N=\u0663",  # ARABIC-INDIC DIGIT THREE
+        "I32:N=2147483648",  # beyond 32 bits
+        "I32:N=-2147483649",
+        "F:N=1_0.5",
+        "Dbl:N=\u0661.5",
+    ],
+)
+def test_custom_data_number_syntax_is_strict(item):
+    # Regression: int()/float() accepted these, turning bad text into numbers.
+    text = item.split("=", 1)[1]
+    assert decode_custom_data(item) == {"N": text}
+
+
+@pytest.mark.parametrize(
+    "item, value",
+    [("I32:N= 7 ", 7), ("I32:N=+7", 7), ("Dbl:N=NaN", None), ("Dbl:N=-Infinity", -math.inf)],
+)
+def test_custom_data_number_forms_dotnet_writes(item, value):
+    got = decode_custom_data(item)["N"]
+    if value is None:
+        assert isinstance(got, float) and math.isnan(got)
+    else:
+        assert got == value and type(got) is type(value)
+
+
 def test_custom_data_quoted_items_and_shapeless_items():
     # The writer quotes the whole "T:K=V" item when it holds ';' or "'" (§3.4).
     value = "'S:DiagnosticInfo=a;b';'S:Quote=it''s';;justtext;S:Last=1"

@@ -116,15 +116,24 @@ def join_list(items: Iterable[str]) -> str:
 _CUSTOM_ITEM_RE = re.compile(r"([A-Za-z][A-Za-z0-9]*):([^=]*)=(.*)\Z", re.S)
 
 
+_I32_RE = re.compile(r"\s*[-+]?[0-9]+\s*\Z")
+
+
 def _typed(tag: str, text: str) -> object:
+    # Python's int()/float() also take "1_000" and non-ASCII digits; .NET never writes
+    # those, so such text (and an I32 beyond 32 bits) is a bad value and stays text.
     try:
         if tag == "S":
             return text
         if tag == "I32":
-            return int(text)
-        if tag in ("F", "Dbl"):
-            return float(text)
-        if tag == "Dt":
+            if _I32_RE.match(text):
+                number = int(text)
+                if -(2**31) <= number < 2**31:
+                    return number
+        elif tag in ("F", "Dbl"):
+            if text.isascii() and "_" not in text:
+                return float(text)
+        elif tag == "Dt":
             return parse_log_timestamp(text)
     except ValueError:
         pass
@@ -134,8 +143,9 @@ def _typed(tag: str, text: str) -> object:
 def decode_custom_data(value: str) -> dict[str, object]:
     """``S:Key=Value;I32:N=3;Dt:When=…;F:x=1.5;Dbl:y=2`` -> ``{Key: typed value}``.
 
-    Items with an unknown type tag keep their text value; an item without ``T:K=V``
-    shape is kept under its whole text with an empty value, so nothing is dropped.
+    Items with an unknown type tag, and values that do not convert (``I32:N=many``), keep
+    their text; an item without ``T:K=V`` shape is kept under its whole text with an empty
+    value, so nothing is dropped.
     """
     result: dict[str, object] = {}
     for item in split_list(value):
@@ -150,7 +160,12 @@ def decode_custom_data(value: str) -> dict[str, object]:
 
 
 def encode_custom_data(data: Mapping[str, object]) -> str:
-    """Inverse of :func:`decode_custom_data` (types inferred from the Python values)."""
+    """Inverse of :func:`decode_custom_data` (types inferred from the Python values).
+
+    Round-trips str, 32-bit int, float (not NaN) and millisecond-precision aware datetimes,
+    with keys free of ``=``. A bool is written as ``S:`` text (``True``); an int beyond 32
+    bits is written as ``I32:`` but reads back as text, as Exchange's type has no room for it.
+    """
     items = []
     for key, val in data.items():
         if isinstance(val, bool):
