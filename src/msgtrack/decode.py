@@ -102,7 +102,13 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def join_list(items: Iterable[str]) -> str:
-    """Inverse of :func:`split_list`, quoting items the way Exchange's writer does."""
+    """Inverse of :func:`split_list`, quoting items the way Exchange's writer does.
+
+    ``split_list(join_list(items)) == tuple(items)`` for every list except ``[""]``: one
+    empty item is written as an empty field, and an empty field reads back as no items
+    (``()``), as Exchange's own reader does (the cmdlet reports a Reference whose only
+    element is empty as null). Two or more empty items (``;``) round-trip.
+    """
     out = []
     for item in items:
         if ";" in item or "'" in item:
