@@ -351,26 +351,30 @@ def _decode_auth(value: str) -> AuthInfo | None:
     return AuthInfo(code, number, method, letter, auth_category_name(letter), domain, trailing)
 
 
-_COMPONENT_CODE_RE = re.compile(r"[^=|()]*")
-_NUMBER_RE = re.compile(r"\s*(-?[0-9]+(?:\.[0-9]+)?)")
-_SKIP_RE = re.compile(r"[^|()]*")  # unreadable text up to the next separator
+#: One record: its code, then optionally "=" with a number and any unreadable text up
+#: to the next separator (so "SMR=abc" or a header-folding space costs nothing else).
+_RECORD_RE = re.compile(r"([^=|()]*)(?:(=)\s*(-?[0-9]+(?:\.[0-9]+)?)?[^|()]*)?")
+_SKIP_RE = re.compile(r"[^|()]*")
 #: Real trees are a few levels deep; this bound keeps hostile input off the C stack.
 _MAX_DEPTH = 64
 
 
-def _split_code(code: str) -> LatencyComponent:
-    """``TOTAL-HUB`` / ``MTSS-PEN`` / ``CATSM-Malware Agent`` / ``X-SMSDR`` -> parts."""
+@lru_cache(maxsize=1024)  # codes come from a small vocabulary
+def _split_code(code: str) -> tuple[str, str, str, bool, bool]:
+    """``TOTAL-HUB`` / ``MTSS-PEN`` / ``CATSM-Malware Agent`` / ``X-SMSDR`` ->
+    (code, process, agent, pending, incomplete)."""
     pending = incomplete = False
     if code.endswith("-PEN"):
         pending, code = True, code[:-4]
     elif code.endswith("-INC"):
         incomplete, code = True, code[:-4]
-    head_start = 2 if code.startswith("X-") else 0
-    dash = code.find("-", head_start)
-    base, suffix = (code, "") if dash < 0 else (code[:dash], code[dash + 1:])
+    dash = code.find("-", 2 if code.startswith("X-") else 0)
+    if dash < 0:
+        return code, "", "", pending, incomplete
+    base, suffix = code[:dash], code[dash + 1:]
     if base == "TOTAL":
-        return LatencyComponent(base, None, process=suffix, pending=pending, incomplete=incomplete)
-    return LatencyComponent(base, None, agent=suffix, pending=pending, incomplete=incomplete)
+        return base, suffix, "", pending, incomplete
+    return base, "", suffix, pending, incomplete
 
 
 def _parse_components(
@@ -387,21 +391,10 @@ def _parse_components(
     out: list[LatencyComponent] = []
     n = len(text)
     while pos < n:
-        m = _COMPONENT_CODE_RE.match(text, pos)
-        code = m.group(0).strip()  # type: ignore[union-attr]  # "*" always matches
+        m = _RECORD_RE.match(text, pos)
+        raw_code, equals, number = m.groups()  # type: ignore[union-attr]  # always matches
         pos = m.end()  # type: ignore[union-attr]
-        seconds: float | None = None
-        # A bare name (no "=value") is a pending component of the flat format (2013's
-        # LatencyTracker writes them after ";" or right after the server).
-        bare = not (pos < n and text[pos] == "=")
-        if not bare:
-            num = _NUMBER_RE.match(text, pos + 1)
-            if num is not None:
-                seconds = float(num.group(1))
-                pos = num.end()
-            else:
-                pos += 1
-            pos = _SKIP_RE.match(text, pos).end()  # type: ignore[union-attr]
+        seconds = float(number) if number is not None else None
         children: tuple[LatencyComponent, ...] = ()
         if pos < n and text[pos] == "(":
             if depth >= _MAX_DEPTH:
@@ -409,12 +402,18 @@ def _parse_components(
             children, pos = _parse_components(text, pos + 1, depth + 1)
             if pos < n:  # the closing ")"
                 pos += 1
-            pos = _SKIP_RE.match(text, pos).end()  # type: ignore[union-attr]
+                if pos < n and text[pos] not in "|()":
+                    pos = _SKIP_RE.match(text, pos).end()  # type: ignore[union-attr]
+        code = raw_code.strip()
         if code or seconds is not None or children:
-            shape = _split_code(code)
-            pending = shape.pending or (bare and not children and depth == 0)
-            out.append(LatencyComponent(shape.code, seconds, shape.process, shape.agent,
-                                        pending, shape.incomplete, children))
+            base, process, agent, pending, incomplete = _split_code(code)
+            # A bare name (no "=value") is a pending component of the flat format (2013's
+            # LatencyTracker writes them after ";" or right after the server).
+            if equals is None and not children and depth == 0:
+                pending = True
+            out.append(
+                LatencyComponent(base, seconds, process, agent, pending, incomplete, children)
+            )
         if pos >= n:
             break
         if text[pos] == ")":
