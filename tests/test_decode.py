@@ -290,9 +290,7 @@ def test_impossible_timestamp_is_other(value):
 
 # --------------------------------------------------------------------------- latency
 
-NOTIFYMAPI_2016 = (
-    "2022-09-19T15:02:29.211Z;LSRV=XXX-MAIL.DOMAIN.TEST:TOTAL-SUB=0.128|SA=0.128|MTSS-PEN=0.000"
-)
+NOTIFYMAPI_2016 = "2022-09-19T15:02:29.211Z;LSRV=XXX-MAIL.DOMAIN.TEST:TOTAL-SUB=0.128|SA=0.128|MTSS-PEN=0.000"
 FAIL_2019 = (
     "2020-12-22T02:28:06.079Z;LSRV=server.mylab.test:TOTAL-HUB=0.369|SMR=0.113(SMRDI=0.009|"
     "SMRC=0.103(SMRCL=0.103))|CAT=0.146(…)|UNK=0.001|QDM=0.070|SMSC=0.031(X-SMSDR=0.069)|SMS=0.001"
@@ -452,8 +450,7 @@ def test_component_records(record, code, agent, process, pending, incomplete, se
     "value, codes",
     [
         # header folding inserts spaces after records (LatencyFormatter.AddFolding)
-        ("LSRV=h:TOTAL-HUB=1.000| SMR=0.319 (SMRDE=0.003| SMRC=0.315) |CAT=0.1",
-         ["TOTAL", "SMR", "CAT"]),
+        ("LSRV=h:TOTAL-HUB=1.000| SMR=0.319 (SMRDE=0.003| SMRC=0.315) |CAT=0.1", ["TOTAL", "SMR", "CAT"]),
         ("LSRV=h:TOTAL-HUB= 1.000|SMR=0.5", ["TOTAL", "SMR"]),
         # one bad record does not cost the others
         ("LSRV=h:TOTAL-HUB=1.000|SMR=abc|CAT=0.500", ["TOTAL", "SMR", "CAT"]),
@@ -565,17 +562,21 @@ def test_annotation_columns_order_and_submission():
         "ClientType:AirSync, SubmissionAssistant:MailboxTransportSubmissionEmailAssistant"
     )
     cols = annotation_columns(_info("04I: "), submission, "RECEIVE")
-    assert tuple(cols) == ANNOTATION_COLUMNS == (
-        "MessageInfoKind",
-        "AuthCode",
-        "AuthMethod",
-        "AuthCategory",
-        "AuthDomain",
-        "OriginalArrivalTime",
-        "LatencySeconds",
-        "LatencyServer",
-        "MessageClass",
-        "ClientType",
+    assert (
+        tuple(cols)
+        == ANNOTATION_COLUMNS
+        == (
+            "MessageInfoKind",
+            "AuthCode",
+            "AuthMethod",
+            "AuthCategory",
+            "AuthDomain",
+            "OriginalArrivalTime",
+            "LatencySeconds",
+            "LatencyServer",
+            "MessageClass",
+            "ClientType",
+        )
     )
     assert (cols["MessageClass"], cols["ClientType"]) == ("IPM.Note.SMIME", "AirSync")
     assert all(isinstance(v, str) for v in cols.values())
@@ -663,8 +664,11 @@ def test_custom_data_real_2016():
         ("F:E2ELatency=0.701", "E2ELatency", 0.701),
         ("Dbl:ExternalSendLatency=1.5", "ExternalSendLatency", 1.5),
         ("Dbl:Big=1E+20", "Big", 1e20),
-        ("S:Microsoft.Exchange.Transport.MailRecipient.RequiredTlsAuthLevel=EncryptionOnly",
-         "Microsoft.Exchange.Transport.MailRecipient.RequiredTlsAuthLevel", "EncryptionOnly"),
+        (
+            "S:Microsoft.Exchange.Transport.MailRecipient.RequiredTlsAuthLevel=EncryptionOnly",
+            "Microsoft.Exchange.Transport.MailRecipient.RequiredTlsAuthLevel",
+            "EncryptionOnly",
+        ),
         # bad values keep their text
         ("I32:Count=many", "Count", "many"),
         ("I32:Count=1.5", "Count", "1.5"),
@@ -748,12 +752,24 @@ def test_source_context_table(case):
 @pytest.mark.parametrize(
     "value, session, start, number",
     [
-        ("08D8A5FE51D0C2F2;2020-12-22T02:28:05.848Z;0", "08D8A5FE51D0C2F2",
-         datetime(2020, 12, 22, 2, 28, 5, 848000, tzinfo=UTC), 0),
-        ("08cd2db1fc2b3e45;2010-06-01T08:00:00.000Z;12", "08CD2DB1FC2B3E45",
-         datetime(2010, 6, 1, 8, tzinfo=UTC), 12),
-        (" 08D8A5FE51D0C2F2;2020-12-22T02:28:05.848Z;3 ", "08D8A5FE51D0C2F2",
-         datetime(2020, 12, 22, 2, 28, 5, 848000, tzinfo=UTC), 3),
+        (
+            "08D8A5FE51D0C2F2;2020-12-22T02:28:05.848Z;0",
+            "08D8A5FE51D0C2F2",
+            datetime(2020, 12, 22, 2, 28, 5, 848000, tzinfo=UTC),
+            0,
+        ),
+        (
+            "08cd2db1fc2b3e45;2010-06-01T08:00:00.000Z;12",
+            "08CD2DB1FC2B3E45",
+            datetime(2010, 6, 1, 8, tzinfo=UTC),
+            12,
+        ),
+        (
+            " 08D8A5FE51D0C2F2;2020-12-22T02:28:05.848Z;3 ",
+            "08D8A5FE51D0C2F2",
+            datetime(2020, 12, 22, 2, 28, 5, 848000, tzinfo=UTC),
+            3,
+        ),
     ],
 )
 def test_smtp_context(value, session, start, number):

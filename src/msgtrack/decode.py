@@ -371,15 +371,13 @@ def _split_code(code: str) -> tuple[str, str, str, bool, bool]:
     dash = code.find("-", 2 if code.startswith("X-") else 0)
     if dash < 0:
         return code, "", "", pending, incomplete
-    base, suffix = code[:dash], code[dash + 1:]
+    base, suffix = code[:dash], code[dash + 1 :]
     if base == "TOTAL":
         return base, suffix, "", pending, incomplete
     return base, "", suffix, pending, incomplete
 
 
-def _parse_components(
-    text: str, pos: int, depth: int = 0
-) -> tuple[tuple[LatencyComponent, ...], int]:
+def _parse_components(text: str, pos: int, depth: int = 0) -> tuple[tuple[LatencyComponent, ...], int]:
     """Recursive descent over ``CODE=sec|CODE=sec(CHILD=sec|…)|…``.
 
     Returns at the ``)`` that closes this level (depth > 0) or at the end. Lenient, so one
@@ -411,9 +409,7 @@ def _parse_components(
             # LatencyTracker writes them after ";" or right after the server).
             if equals is None and not children and depth == 0:
                 pending = True
-            out.append(
-                LatencyComponent(base, seconds, process, agent, pending, incomplete, children)
-            )
+            out.append(LatencyComponent(base, seconds, process, agent, pending, incomplete, children))
         if pos >= n:
             break
         if text[pos] == ")":
@@ -467,9 +463,11 @@ def _decode_latency(value: str) -> Latency | None:
         if not part.strip():
             continue
         block = _parse_block(part)
-        if block is None and blocks and isinstance(blocks[-1], LatencyBlock):
-            if _PENDING_TAIL_RE.match(part):
-                block = _with_pending(blocks.pop(), part)
+        if block is None and blocks and _PENDING_TAIL_RE.match(part):
+            last = blocks[-1]
+            if isinstance(last, LatencyBlock):
+                blocks[-1] = _with_pending(last, part)
+                continue
         blocks.append(block if block is not None else part)
     if not any(isinstance(b, LatencyBlock) for b in blocks):
         return None
