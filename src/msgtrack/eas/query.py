@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from urllib.parse import unquote
 
+from msgtrack.eas._fast import builder
+
 #: MS-ASHTTP base64 command codes (5-8 are deprecated, 23 is 16.1's Find).
 COMMAND_CODES: dict[int, str] = {
     0: "Sync", 1: "SendMail", 2: "SmartForward", 3: "SmartReply", 4: "GetAttachment",
@@ -143,13 +145,16 @@ class EasQuery:
         return None if value is None else value.upper() == "T"
 
 
+_new_query = builder(EasQuery)
+
+
 def _split_plain(query: str) -> dict[str, str]:
     params: dict[str, str] = {}
     for part in query.split("&"):
         if not part:
             continue
         key, _, value = part.partition("=")
-        params.setdefault(unquote(key), value)
+        params.setdefault(unquote(key) if "%" in key else key, value)
     return params
 
 
@@ -250,14 +255,17 @@ def decode_query(query: str) -> EasQuery:
     if not query or query == "-":
         return EasQuery(form="none")
     first, amp, rest = query.partition("&")
-    if looks_base64(first):
+    # "User=alice" has its "=" early; a base64 blob has "=" only as trailing padding.
+    eq = first.find("=")
+    if (eq < 0 or eq >= len(first) - 2) and looks_base64(first):
         decoded = decode_base64_query(first)
         log_raw = _lookup(_split_plain(rest), "Log") if amp else ""
         return replace(decoded, log_raw=log_raw) if log_raw else decoded
     params = _split_plain(query)
     log_raw = params.pop("Log", "")
-    unescaped = {k: unquote(v) for k, v in params.items()}
-    return EasQuery(
+    # Most queries have nothing escaped outside Log; skip the unquote calls then.
+    unescaped = ({k: unquote(v) for k, v in params.items()} if "%" in query else params)
+    return _new_query(
         form="plain",
         cmd=_lookup(unescaped, "Cmd"),
         user=_lookup(unescaped, "User"),
