@@ -14,3 +14,38 @@ Modules, one per stage:
 - :mod:`~msgtrack.eas.replies`: report B, candidate blank encrypted replies.
 - :mod:`~msgtrack.eas.report`: report rows -> the project's sinks.
 """
+
+from msgtrack.eas.devices import DeviceSummary, device_rows, summarize_devices
+from msgtrack.eas.iis import EasRequest, Side, read_iis
+from msgtrack.eas.query import EasLog, EasQuery, LogToken, decode_log, decode_query
+from msgtrack.eas.replies import (
+    Candidate,
+    MailboxMap,
+    Verdict,
+    Window,
+    candidate_rows,
+    find_blank_reply_candidates,
+)
+from msgtrack.eas.useragent import UserAgent, decode_user_agent
+
+__all__ = [
+    "Candidate",
+    "DeviceSummary",
+    "EasLog",
+    "EasQuery",
+    "EasRequest",
+    "LogToken",
+    "MailboxMap",
+    "Side",
+    "UserAgent",
+    "Verdict",
+    "Window",
+    "candidate_rows",
+    "decode_log",
+    "decode_query",
+    "decode_user_agent",
+    "device_rows",
+    "find_blank_reply_candidates",
+    "read_iis",
+    "summarize_devices",
+]
