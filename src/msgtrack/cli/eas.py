@@ -1,0 +1,119 @@
+"""`msgtrack eas devices` and `msgtrack eas blank-replies` (issue #6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from msgtrack import pipeline
+from msgtrack.cli import finish, new_report, open_output
+from msgtrack.cli import options as opt
+from msgtrack.eas import devices as dev
+from msgtrack.eas import replies as rep
+from msgtrack.eas.iis import Side, read_iis
+from msgtrack.eas.report import render
+from msgtrack.errors import UsageError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="ActiveSync reply analysis from IIS logs: which devices use SmartReply/SmartForward "
+         "(iOS 5 on Exchange 2010), and which encrypted replies recipients may see blank.",
+)
+
+_INPUT = "Inputs"
+_MATCH = "Matching"
+
+Iis = Annotated[list[Path], typer.Option(
+    "--iis", rich_help_panel=_INPUT,
+    help="IIS W3C log file or folder (recursive *.log), e.g. W3SVC1; repeatable.")]
+SideOpt = Annotated[Side, typer.Option(
+    "--side", rich_help_panel=_INPUT, case_sensitive=False,
+    help="Exchange 2013+ logs each request on the front end (443) and the back end (444, "
+         "/Proxy/): count one side. Exchange 2010 has only the front end.")]
+Exchange2010 = Annotated[list[str] | None, typer.Option(
+    "--exchange2010", rich_help_panel=_INPUT,
+    help="A server known to run Exchange 2010 (name, FQDN or IP, as in s-ip, "
+         "s-computername, Log Mbx: or the tracking server-hostname); repeatable.")]
+
+
+@app.command("devices")
+def devices(
+    iis: Iis,
+    side: SideOpt = Side.FRONTEND,
+    exchange2010: Exchange2010 = None,
+    exposed_only: Annotated[bool, typer.Option(
+        "--exposed-only", help="Only devices flagged EXPOSED.")] = False,
+    fmt: opt.Format = "table", output: opt.Output = None, limit: opt.Limit = 100,
+    no_formula_guard: opt.UnsafeCsv = False,
+) -> None:
+    """Report A: SendMail / SmartReply / SmartForward counts per user and device; flags
+    iOS 5.x devices using SmartReply or SmartForward against Exchange 2010 (EAS 14.x)."""
+    report = new_report()
+    summaries = dev.summarize_devices(read_iis(iis, report, side=side),
+                                      exchange2010_servers=exchange2010 or ())
+    if exposed_only:
+        summaries = [s for s in summaries if s.exposed]
+    with open_output(output, fmt) as out:
+        render(dev.device_rows(summaries), fmt, out, columns=dev.DEVICE_COLUMNS, limit=limit,
+               safe_csv=not no_formula_guard)
+    _warn(report)
+    finish(report)
+
+
+@app.command("blank-replies")
+def blank_replies(
+    iis: Iis,
+    log: Annotated[list[Path] | None, typer.Option(
+        "--log", "-l", rich_help_panel=_INPUT,
+        help="MSGTRK*.LOG file or folder (recursive) with the SUBMIT, DELIVER and SEND "
+             "events; repeatable.")] = None,
+    clixml: Annotated[list[Path] | None, typer.Option(
+        "--clixml", rich_help_panel=_INPUT,
+        help="Export-Clixml file of Get-MessageTrackingLog output; repeatable.")] = None,
+    mailbox_map: Annotated[Path | None, typer.Option(
+        "--mailbox-map", rich_help_panel=_MATCH,
+        help="Get-Mailbox CSV export with SamAccountName/UserPrincipalName and "
+             "PrimarySmtpAddress: maps the IIS user to the sender address.")] = None,
+    address_rule: Annotated[str | None, typer.Option(
+        "--address-rule", rich_help_panel=_MATCH,
+        help="Address template for users not in the map, e.g. '{user}@contoso.com'.")] = None,
+    window: Annotated[str, typer.Option(
+        "--window", rich_help_panel=_MATCH,
+        help="Seconds before and after the IIS request in which a SUBMIT may fall, "
+             "e.g. --window=-10,+120.")] = "-10,+120",
+    accepted_domain: Annotated[list[str] | None, typer.Option(
+        "--accepted-domain", rich_help_panel=_MATCH,
+        help="An accepted domain: its recipients are never counted as external; "
+             "repeatable.")] = None,
+    side: SideOpt = Side.FRONTEND,
+    exchange2010: Exchange2010 = None,
+    verdict: Annotated[list[rep.Verdict] | None, typer.Option(
+        "--verdict", case_sensitive=False,
+        help="Only these verdicts (LIKELY_BLANK, POSSIBLE, INFO); repeatable.")] = None,
+    fmt: opt.Format = "table", output: opt.Output = None, limit: opt.Limit = 100,
+    no_formula_guard: opt.UnsafeCsv = False,
+) -> None:
+    """Report B: join each successful SmartReply/SmartForward with the user's SUBMIT and
+    list candidate blank encrypted replies (LIKELY_BLANK, POSSIBLE, INFO), with evidence."""
+    if not (log or clixml):
+        raise UsageError("name the tracking data: --log PATH or --clixml FILE")
+    mapping = (rep.MailboxMap.from_csv(mailbox_map, address_rule) if mailbox_map
+               else rep.MailboxMap(rule=address_rule))
+    report = new_report()
+    candidates = rep.find_blank_reply_candidates(
+        read_iis(iis, report, side=side), pipeline.read_offline(log or [], clixml or [], report),
+        mailbox_map=mapping, window=rep.Window.parse(window), side=side,
+        exchange2010_servers=exchange2010 or (), accepted_domains=accepted_domain or ())
+    wanted = set(verdict or rep.Verdict)
+    with open_output(output, fmt) as out:
+        render(rep.candidate_rows(c for c in candidates if c.verdict in wanted), fmt, out,
+               columns=rep.CANDIDATE_COLUMNS, limit=limit, safe_csv=not no_formula_guard)
+    _warn(report)
+    finish(report)
+
+
+def _warn(report) -> None:  # type: ignore[no-untyped-def]
+    for warning in report.warnings:
+        typer.echo(f"msgtrack: warning: {warning}", err=True)
