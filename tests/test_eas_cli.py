@@ -23,6 +23,8 @@ DATA = ROOT / "tests" / "data" / "eas"
 CASES = sorted(DATA.glob("*.json"))
 UPDATE = os.environ.get("MSGTRACK_UPDATE_GOLDEN") == "1"
 
+pytest_plugins = ["tests.exchange_peer.fixtures"]
+
 runner = CliRunner()
 
 
@@ -70,8 +72,8 @@ def test_help_lists_both_commands() -> None:
 def test_blank_replies_needs_tracking_data() -> None:
     result = run("eas", "blank-replies", "--iis", str(ROOT / "examples/iis/ex2010"))
     assert result.exit_code == 2
-    assert result.stderr == ("msgtrack: error: name the tracking data: --log PATH or "
-                             "--clixml FILE\n")
+    assert result.stderr == ("msgtrack: error: name the tracking data: --log PATH, --clixml "
+                             "FILE, --server NAME or --all-servers\n")
 
 
 def test_bad_window_is_a_usage_error() -> None:
@@ -98,3 +100,26 @@ def test_output_file(tmp_path: Path) -> None:
     lines = target.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0].startswith("Flag,User,DeviceId,DeviceType,UserAgent")
     assert len(lines) == 9
+
+
+def test_blank_replies_from_a_live_server(exchange_peer_factory, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The loopback Exchange peer serves the 2016 example logs through Get-MessageTrackingLog.
+    from tests.exchange_peer import ServerSpec
+
+    logs = ROOT / "examples/eas/ex2016/EX16-02"
+    peer = exchange_peer_factory(servers=[ServerSpec("EX16-02", logs=logs, version=2016)])
+    monkeypatch.setenv("MSGTRACK_PASSWORD", peer.config.password)
+    monkeypatch.chdir(ROOT)
+    result = run("eas", "blank-replies", "--iis", "examples/iis/ex2016", "--side", "backend",
+                 "--mailbox-map", "examples/eas/mailboxes.csv", "--server", "EX16-02",
+                 "--connect", peer.host, "--port", str(peer.port), "--auth", peer.config.auth,
+                 "--username", peer.config.username, "-f", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    # The same findings as from the files; tracking evidence names the server, not file:line.
+    evidence = ("SubmitLine", "DeliverLines", "SendLines", "OtherSubmitLines")
+    remote = [json.loads(line) for line in result.stdout.splitlines()]
+    offline = [json.loads(line)
+               for line in read(DATA / "blank-replies-ex2016-backend-jsonl.out").splitlines()]
+    assert [{k: v for k, v in r.items() if k not in evidence} for r in remote] == [
+        {k: v for k, v in r.items() if k not in evidence} for r in offline]
+    assert remote[0]["SubmitLine"].lower().startswith("ex16-02")

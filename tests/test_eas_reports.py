@@ -231,3 +231,25 @@ def test_mailbox_map(tmp_path: Path) -> None:
         MailboxMap.from_csv(tmp_path / "m2.csv")
     with pytest.raises(UsageError, match="has no {user}"):
         MailboxMap(rule="someone@contoso.com")
+
+
+def test_tracking_query_spans_the_requests() -> None:
+    from msgtrack.eas.replies import smart_requests, tracking_query
+
+    requests = smart_requests(read_iis([IIS / "ex2010"], RunReport()))
+    assert [r.account for r in requests] == [
+        "alice", "alice", "henry", "carol", "dave", "erin", "frank", "grace", "mike"]
+    query = tracking_query(requests, Window.parse("-10,+120"))
+    assert query is not None
+    assert query.start == datetime(2012, 11, 5, 9, 13, 57, tzinfo=UTC)
+    assert query.end == datetime(2012, 11, 5, 14, 12, 5, tzinfo=UTC)  # + 120 s + 1 h
+    assert query.event_ids == ("SUBMIT", "DELIVER", "SEND")
+    assert tracking_query([], Window()) is None
+
+
+def test_no_requests_never_reads_tracking() -> None:
+    def explode():  # type: ignore[no-untyped-def]
+        raise AssertionError("tracking data was read")
+        yield
+
+    assert list(find_blank_reply_candidates([], explode(), mailbox_map=MAP)) == []

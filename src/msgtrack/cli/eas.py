@@ -10,6 +10,7 @@ import typer
 from msgtrack import pipeline
 from msgtrack.cli import finish, new_report, open_output
 from msgtrack.cli import options as opt
+from msgtrack.cli import remote as rem
 from msgtrack.eas import devices as dev
 from msgtrack.eas import replies as rep
 from msgtrack.eas.iis import Side, read_iis
@@ -72,6 +73,13 @@ def blank_replies(
     clixml: Annotated[list[Path] | None, typer.Option(
         "--clixml", rich_help_panel=_INPUT,
         help="Export-Clixml file of Get-MessageTrackingLog output; repeatable.")] = None,
+    server: rem.Server = None, all_servers: rem.AllServers = False, connect: rem.Connect = None,
+    profile: rem.ProfileName = None, auth: rem.Auth = None, port: rem.Port = None,
+    ssl: rem.Ssl = None, ca_bundle: rem.CaBundle = None, insecure: rem.Insecure = False,
+    username: rem.Username = None, operation_timeout: rem.OperationTimeout = 20,
+    connect_timeout: rem.ConnectTimeout = 30, slice_timeout: rem.SliceTimeout = None,
+    slice_hours: rem.SliceHours = 1.0, cap: rem.Cap = 5000, parallel: rem.Parallel = None,
+    retries: rem.Retries = 3, culture: rem.Culture = None,
     mailbox_map: Annotated[Path | None, typer.Option(
         "--mailbox-map", rich_help_panel=_MATCH,
         help="Get-Mailbox CSV export with SamAccountName/UserPrincipalName and "
@@ -97,14 +105,24 @@ def blank_replies(
 ) -> None:
     """Report B: join each successful SmartReply/SmartForward with the user's SUBMIT and
     list candidate blank encrypted replies (LIKELY_BLANK, POSSIBLE, INFO), with evidence."""
-    if not (log or clixml):
-        raise UsageError("name the tracking data: --log PATH or --clixml FILE")
-    mapping = (rep.MailboxMap.from_csv(mailbox_map, address_rule) if mailbox_map
-               else rep.MailboxMap(rule=address_rule))
-    report = new_report()
+    remote = rem.settings(
+        profile_name=profile, server=server, all_servers=all_servers, connect=connect,
+        auth=auth, port=port, ssl=ssl, ca_bundle=ca_bundle, insecure=insecure,
+        username=username, operation_timeout=operation_timeout,
+        connect_timeout=connect_timeout, slice_timeout=slice_timeout, slice_hours=slice_hours,
+        cap=cap, parallel=parallel, retries=retries, culture=culture)
+    if not (log or clixml or remote):
+        raise UsageError("name the tracking data: --log PATH, --clixml FILE, --server NAME "
+                         "or --all-servers")
+    mapping = rep.MailboxMap.from_csv(mailbox_map, address_rule) if mailbox_map else \
+        rep.MailboxMap(rule=address_rule)
+    win, report = rep.Window.parse(window), new_report()
+    requests = rep.smart_requests(read_iis(iis, report, side=side))
+    query = rep.tracking_query(requests, win)
+    events = pipeline.open_events(log or [], clixml or [], remote, query, report,
+                                  culture=culture or "en-US") if query else ()
     candidates = rep.find_blank_reply_candidates(
-        read_iis(iis, report, side=side), pipeline.read_offline(log or [], clixml or [], report),
-        mailbox_map=mapping, window=rep.Window.parse(window), side=side,
+        requests, events, mailbox_map=mapping, window=win,
         exchange2010_servers=exchange2010 or (), accepted_domains=accepted_domain or ())
     wanted = set(verdict or rep.Verdict)
     with open_output(output, fmt) as out:

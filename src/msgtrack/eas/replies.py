@@ -24,14 +24,13 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from msgtrack.eas.devices import ServerSet, format_time, request_exchange2010
 from msgtrack.eas.iis import EasRequest, Side
 from msgtrack.errors import InputError, UsageError
-
-if TYPE_CHECKING:
-    from msgtrack.events import TrackingEvent
+from msgtrack.events import TrackingEvent
+from msgtrack.filters import Query
 
 SMART_COMMANDS = frozenset({"SmartReply", "SmartForward"})
 
@@ -41,6 +40,9 @@ REPLY_PREFIXES: tuple[str, ...] = (
     "RE:", "AW:", "SV:", "VS:", "R:", "RIF:", "Réf.:", "REF:", "ANTW:", "RES:",
     "FW:", "FWD:", "WG:", "TR:", "VB:", "RV:", "I:", "ENC:", "VL:", "FS:",
 )
+
+#: How long after a SUBMIT its DELIVER and SEND events are looked for (queues, retries).
+FOLLOW = timedelta(hours=1)
 
 SMIME_CLASS = "ipm.note.smime"
 CLEAR_SIGNED_CLASS = "ipm.note.smime.multipartsigned"
@@ -259,6 +261,29 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
+def smart_requests(iis_events: Iterable[EasRequest], side: Side | str = Side.ALL
+                   ) -> list[EasRequest]:
+    """The successful SmartReply/SmartForward requests (on ``side``), in time order."""
+    side = Side(side)
+    return sorted(
+        (r for r in iis_events
+         if r.cmd in SMART_COMMANDS and r.succeeded and (side is Side.ALL or r.side is side)),
+        key=lambda r: (r.timestamp, r.origin),
+    )
+
+
+def tracking_query(requests: Sequence[EasRequest], window: Window = Window(),
+                   follow: timedelta = FOLLOW) -> Query | None:
+    """The tracking events report B needs for ``requests``: SUBMIT, DELIVER and SEND from
+    the first request's window start to the last one's window end plus ``follow`` (for
+    late deliveries). None when there is nothing to join."""
+    if not requests:
+        return None
+    start = min(r.timestamp for r in requests) - window.before
+    end = max(r.timestamp for r in requests) + window.after + follow
+    return Query(start=start, end=end, event_ids=("SUBMIT", "DELIVER", "SEND"))
+
+
 def find_blank_reply_candidates(
     iis_events: Iterable[EasRequest],
     tracking_events: Iterable[TrackingEvent],
@@ -277,15 +302,12 @@ def find_blank_reply_candidates(
     those users. Candidates come out in request-time order, one per request.
     ``side`` drops requests from the other IIS side (``all`` keeps every request).
     """
-    side = Side(side)
     servers = ServerSet(exchange2010_servers)
     accepted = frozenset(d.casefold().lstrip("@") for d in accepted_domains)
 
-    requests = sorted(
-        (r for r in iis_events
-         if r.cmd in SMART_COMMANDS and r.succeeded and (side is Side.ALL or r.side is side)),
-        key=lambda r: (r.timestamp, r.origin),
-    )
+    requests = smart_requests(iis_events, side)
+    if not requests:
+        return  # never start reading (or querying servers for) tracking data in vain
     mapped = {id(r): mailbox_map.lookup(r.user) for r in requests}
     senders = {m[0].casefold() for m in mapped.values() if m is not None}
 
