@@ -123,3 +123,39 @@ def test_blank_replies_from_a_live_server(exchange_peer_factory, monkeypatch) ->
     assert [{k: v for k, v in r.items() if k not in evidence} for r in remote] == [
         {k: v for k, v in r.items() if k not in evidence} for r in offline]
     assert remote[0]["SubmitLine"].lower().startswith("ex16-02")
+
+
+def console_sessions(text: str) -> list[tuple[list[str], str]]:
+    """(argv, expected stdout) for each ``$ msgtrack …`` in the ```console blocks."""
+    import shlex
+
+    sessions: list[tuple[list[str], str]] = []
+    for block in text.split("```console\n")[1:]:
+        lines = block.split("```", 1)[0].splitlines()
+        i = 0
+        while i < len(lines):
+            command = lines[i].removeprefix("$ ")
+            while command.endswith("\\"):
+                i += 1
+                command = command[:-1] + lines[i]
+            i += 1
+            output = []
+            while i < len(lines) and not lines[i].startswith("$ "):
+                output.append(lines[i])
+                i += 1
+            while output and not output[-1]:
+                output.pop()
+            sessions.append((shlex.split(command)[1:], "\n".join(output) + "\n"))
+    return sessions
+
+
+SESSIONS = console_sessions((ROOT / "examples/eas/README.md").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("argv", "expected"), SESSIONS, ids=[" ".join(a[:2]) for a, _ in SESSIONS])
+def test_readme_sessions_are_real(argv: list[str], expected: str,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = run(*argv)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == expected

@@ -16,6 +16,7 @@ from msgtrack.eas import replies as rep
 from msgtrack.eas.iis import Side, read_iis
 from msgtrack.eas.report import render
 from msgtrack.errors import UsageError
+from msgtrack.report import RunReport
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -49,8 +50,11 @@ def devices(
     fmt: opt.Format = "table", output: opt.Output = None, limit: opt.Limit = 100,
     no_formula_guard: opt.UnsafeCsv = False,
 ) -> None:
-    """Report A: SendMail / SmartReply / SmartForward counts per user and device; flags
-    iOS 5.x devices using SmartReply or SmartForward against Exchange 2010 (EAS 14.x)."""
+    """Report A: how each device sends replies (SendMail, SmartReply, SmartForward).
+
+    One row per user, device, user agent and EAS version. EXPOSED marks iOS 5.x devices
+    that used SmartReply or SmartForward against EAS 14.x or a listed Exchange 2010 server.
+    """
     report = new_report()
     summaries = dev.summarize_devices(read_iis(iis, report, side=side),
                                       exchange2010_servers=exchange2010 or ())
@@ -103,8 +107,13 @@ def blank_replies(
     fmt: opt.Format = "table", output: opt.Output = None, limit: opt.Limit = 100,
     no_formula_guard: opt.UnsafeCsv = False,
 ) -> None:
-    """Report B: join each successful SmartReply/SmartForward with the user's SUBMIT and
-    list candidate blank encrypted replies (LIKELY_BLANK, POSSIBLE, INFO), with evidence."""
+    """Report B: candidate blank encrypted replies (IIS joined with tracking).
+
+    Each successful SmartReply/SmartForward is joined with the user's closest SUBMIT in
+    the window, followed to DELIVER/SEND, and given a verdict: LIKELY_BLANK, POSSIBLE or
+    INFO, with the IIS and tracking lines as evidence. Nothing in the logs proves a body
+    was blank: every row is a candidate.
+    """
     remote = rem.settings(
         profile_name=profile, server=server, all_servers=all_servers, connect=connect,
         auth=auth, port=port, ssl=ssl, ca_bundle=ca_bundle, insecure=insecure,
@@ -132,6 +141,6 @@ def blank_replies(
     finish(report)
 
 
-def _warn(report) -> None:  # type: ignore[no-untyped-def]
+def _warn(report: RunReport) -> None:
     for warning in report.warnings:
         typer.echo(f"msgtrack: warning: {warning}", err=True)

@@ -35,6 +35,6 @@ def builder(cls: type[T]) -> Callable[..., T]:
             raise TypeError(f"{cls.__name__} needs {', '.join(sorted(missing))}")
         obj = new(cls)
         set_(obj, "__dict__", {**defaults, **values})
-        return obj  # type: ignore[no-any-return]
+        return obj
 
     return build

@@ -187,14 +187,16 @@ class _Layout:
         self.missing = sorted({"date", "time", "cs-uri-stem"} - pos.keys())
         get = pos.get
         self.date, self.time, self.stem = get("date", 0), get("time", 0), get("cs-uri-stem", 0)
-        self.text = tuple((attr, get(col)) for attr, col in (
-            ("method", "cs-method"), ("uri_query", "cs-uri-query"), ("username", "cs-username"),
-            ("client_ip", "c-ip"), ("server_ip", "s-ip"), ("user_agent", "cs(User-Agent)"),
-            ("site", "s-sitename"), ("computer", "s-computername")) if get(col) is not None)
-        self.numbers = tuple((attr, col, get(col)) for attr, col in (
-            ("port", "s-port"), ("status", "sc-status"), ("substatus", "sc-substatus"),
-            ("win32_status", "sc-win32-status"), ("time_taken", "time-taken"))
-            if get(col) is not None)
+        text = (("method", "cs-method"), ("uri_query", "cs-uri-query"),
+                ("username", "cs-username"), ("client_ip", "c-ip"), ("server_ip", "s-ip"),
+                ("user_agent", "cs(User-Agent)"), ("site", "s-sitename"),
+                ("computer", "s-computername"))
+        numbers = (("port", "s-port"), ("status", "sc-status"), ("substatus", "sc-substatus"),
+                   ("win32_status", "sc-win32-status"), ("time_taken", "time-taken"))
+        #: (attribute, position) for the text columns this file has
+        self.text = tuple((attr, pos[col]) for attr, col in text if col in pos)
+        #: (attribute, column, position) for the number columns this file has
+        self.numbers = tuple((attr, col, pos[col]) for attr, col in numbers if col in pos)
         self.extra = tuple((n, i) for n, i in pos.items() if n not in _KNOWN)
         self._dates: dict[str, tuple[int, int, int]] = {}
         self._last: tuple[str, str, datetime] | None = None
