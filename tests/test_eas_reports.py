@@ -253,3 +253,11 @@ def test_no_requests_never_reads_tracking() -> None:
         yield
 
     assert list(find_blank_reply_candidates([], explode(), mailbox_map=MAP)) == []
+
+
+def test_mailbox_map_in_utf16(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.csv"
+    text = (EAS / "mailboxes.csv").read_text(encoding="ascii").replace("alice.wong", "alïce.wong")
+    path.write_text(text, encoding="utf-16")
+    assert MailboxMap.from_csv(path).lookup("alice") == ("alïce.wong@contoso.com",
+                                                         "utf16.csv SamAccountName")

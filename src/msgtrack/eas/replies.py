@@ -113,11 +113,20 @@ class MailboxMap:
     def from_csv(cls, path: str | os.PathLike[str], rule: str | None = None) -> MailboxMap:
         name = os.fspath(path)
         try:
-            with open(name, encoding="utf-8-sig", newline="") as fh:
-                lines = [line for line in fh if not line.startswith("#TYPE")]
+            with open(name, "rb") as raw:
+                # Export-Csv -Encoding Unicode writes UTF-16 with a BOM; the rest is UTF-8/ASCII.
+                bom = raw.read(2)
+            encoding = "utf-16" if bom in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+            with open(name, encoding=encoding, newline="") as fh:
+                # Windows PowerShell's Export-Csv starts with a "#TYPE ..." line.
+                entries = cls._read_rows(csv.DictReader(
+                    line for line in fh if not line.startswith("#TYPE")), name)
         except OSError as exc:
             raise InputError(exc.strerror or str(exc), path=name) from None
-        reader = csv.DictReader(lines)
+        return cls(entries, rule)
+
+    @classmethod
+    def _read_rows(cls, reader: csv.DictReader[str], name: str) -> dict[str, tuple[str, str]]:
         columns = {c.casefold(): c for c in reader.fieldnames or ()}
         address_col = columns.get("primarysmtpaddress")
         if address_col is None:
@@ -136,7 +145,7 @@ class MailboxMap:
                 value = (row.get(col) or "").strip() if col else ""
                 if value:
                     entries.setdefault(value, (address, f"{base} {key}"))
-        return cls(entries, rule)
+        return entries
 
     def lookup(self, user: str) -> tuple[str, str] | None:
         """(address, how it was found) for an IIS user (``alice``, ``DOM\\alice``, a UPN)."""
