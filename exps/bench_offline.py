@@ -1,0 +1,257 @@
+"""Offline search benchmark: ``msgtrack search --log DIR --format csv`` against a bare
+``csv.reader`` pass over the same files, and peak RSS of the search at two sizes.
+
+    python exps/bench_offline.py                      # 100k and 1M rows (a few minutes)
+    python exps/bench_offline.py --rows 20000 --repeat 1   # quick look
+
+Both sides run as fresh subprocesses, interleaved, ``--repeat`` times each; the medians
+are reported. Wall time is what an admin waits for; CPU time (user + sys of the child,
+from ``os.wait4``) is shown next to it because it is far less disturbed by other work on
+the machine. Peak RSS is the child's ``ru_maxrss``. Targets (issue #2): search/bare
+ratio <= 2.5, RSS@1M <= 1.2 x RSS@100k.
+
+``--stages`` (on by default) also times the pipeline in-process at the smallest size,
+stage by stage (csv parse, + event build, + CSV sink), and ``--profile`` prints the
+cProfile top functions of the full in-process search. Results go to
+``exps/out/bench_offline.json``. Log files are generated once by ``exps/gen_logs.py``
+and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+sys.path.insert(0, str(HERE))
+
+from gen_logs import generate  # noqa: E402
+
+#: The baseline: what any CSV tool must at least do, in the same interpreter.
+BARE = r"""
+import csv, os, sys
+n = 0
+for top in sys.argv[1:]:
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if not name.upper().endswith(".LOG"):
+                continue
+            with open(os.path.join(dirpath, name), encoding="utf-8-sig", newline="") as fh:
+                for row in csv.reader(fh):
+                    n += 1
+print(n)
+"""
+
+
+def search_command(log_dir: Path) -> list[str]:
+    script = Path(sys.executable).with_name("msgtrack")
+    exe = [str(script)] if script.exists() else [shutil.which("msgtrack") or "msgtrack"]
+    return [*exe, "search", "--log", str(log_dir), "--format", "csv", "--output", os.devnull]
+
+
+def run_child(cmd: list[str]) -> dict[str, Any]:
+    """Run one fresh process; its own wall time, CPU time and peak RSS (os.wait4)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr[-2000:]}")
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "maxrss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: KiB
+    }
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 3)
+
+
+def bench_size(rows: int, repeat: int) -> dict[str, Any]:
+    log_dir = OUT / f"logs-{rows}"
+    t = time.perf_counter()
+    files = generate(log_dir, rows)
+    gen_s = time.perf_counter() - t
+    size = sum(f.stat().st_size for f in files)
+    print(
+        f"  {rows} rows: {len(files)} files, {size / 1e6:.0f} MB ({gen_s:.1f} s to generate or check)",
+        file=sys.stderr,
+    )
+    bare_cmd = [sys.executable, "-c", BARE, str(log_dir)]
+    full_cmd = search_command(log_dir)
+    bare, full = [], []
+    for i in range(repeat):
+        bare.append(run_child(bare_cmd))
+        full.append(run_child(full_cmd))
+        print(
+            f"    run {i + 1}/{repeat}: bare {bare[-1]['wall_s']} s, search {full[-1]['wall_s']} s, "
+            f"{full[-1]['maxrss_mb']} MB",
+            file=sys.stderr,
+        )
+    result = {
+        "rows": rows,
+        "files": len(files),
+        "bytes": size,
+        "bare": {
+            "runs": bare,
+            "wall_s": median(bare, "wall_s"),
+            "cpu_s": median(bare, "cpu_s"),
+            "maxrss_mb": median(bare, "maxrss_mb"),
+        },
+        "search": {
+            "runs": full,
+            "wall_s": median(full, "wall_s"),
+            "cpu_s": median(full, "cpu_s"),
+            "maxrss_mb": max(r["maxrss_mb"] for r in full),
+        },
+        "command": " ".join(full_cmd),
+    }
+    result["ratio_wall"] = round(result["search"]["wall_s"] / result["bare"]["wall_s"], 2)
+    result["ratio_cpu"] = round(result["search"]["cpu_s"] / result["bare"]["cpu_s"], 2)
+    result["rows_per_s"] = round(rows / result["search"]["wall_s"])
+    return result
+
+
+def stages(rows: int, repeat: int) -> dict[str, float]:
+    """In-process CPU seconds per stage, each stage including the ones before it."""
+    import csv
+
+    from msgtrack.report import RunReport
+    from msgtrack.sinks import SinkOptions, write
+    from msgtrack.sources.logfile import read_logs
+
+    log_dir = OUT / f"logs-{rows}"
+    files = sorted(p for p in log_dir.rglob("*.LOG"))
+
+    def bare() -> None:
+        for path in files:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                for _ in csv.reader(fh):
+                    pass
+
+    def events() -> None:
+        for _ in read_logs([log_dir], RunReport()):
+            pass
+
+    def annotated() -> None:
+        for ev in read_logs([log_dir], RunReport()):
+            ev.annotations()
+
+    def search() -> None:
+        with open(os.devnull, "w", newline="", encoding="utf-8") as out:
+            write(read_logs([log_dir], RunReport()), "csv", out, SinkOptions())
+
+    out: dict[str, float] = {}
+    for name, fn in (
+        ("csv_reader", bare),
+        ("read_logs", events),
+        ("read_logs+annotations", annotated),
+        ("search_csv", search),
+    ):
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        out[name] = round(best, 3)
+    return out
+
+
+def profile(rows: int, top: int = 25) -> str:
+    from msgtrack.report import RunReport
+    from msgtrack.sinks import SinkOptions, write
+    from msgtrack.sources.logfile import read_logs
+
+    log_dir = OUT / f"logs-{rows}"
+    prof = cProfile.Profile()
+    with open(os.devnull, "w", newline="", encoding="utf-8") as out:
+        prof.enable()
+        write(read_logs([log_dir], RunReport()), "csv", out, SinkOptions())
+        prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-stages", dest="stages", action="store_false")
+    ap.add_argument("--profile", action="store_true", help="print cProfile top functions (smallest size)")
+    ap.add_argument("--json", type=Path, default=OUT / "bench_offline.json")
+    args = ap.parse_args(argv)
+
+    sizes = sorted(set(args.rows))
+    print(f"bench_offline: sizes {sizes}, {args.repeat} runs each", file=sys.stderr)
+    results = [bench_size(n, args.repeat) for n in sizes]
+
+    report: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "load_before": os.getloadavg()[0],
+        "sizes": results,
+        "target_ratio": 2.5,
+        "target_rss_growth": 1.2,
+    }
+    if len(results) > 1:
+        small, large = results[0]["search"]["maxrss_mb"], results[-1]["search"]["maxrss_mb"]
+        report["rss_growth"] = round(large / small, 3)
+    if args.stages:
+        report["stages_cpu_s"] = {"rows": sizes[0], **stages(sizes[0], max(1, args.repeat))}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+
+    print()
+    print(
+        f"{'rows':>9} {'bare csv s':>11} {'search s':>9} {'ratio':>6} {'cpu ratio':>9} "
+        f"{'RSS MB':>7} {'rows/s':>8}"
+    )
+    for r in results:
+        print(
+            f"{r['rows']:>9} {r['bare']['wall_s']:>11.2f} {r['search']['wall_s']:>9.2f} "
+            f"{r['ratio_wall']:>6.2f} {r['ratio_cpu']:>9.2f} {r['search']['maxrss_mb']:>7.1f} "
+            f"{r['rows_per_s']:>8}"
+        )
+    print(
+        f"ratio target <= {report['target_ratio']}: "
+        + ", ".join(f"{r['rows']}: {'met' if r['ratio_wall'] <= 2.5 else 'NOT met'}" for r in results)
+    )
+    if "rss_growth" in report:
+        ok = "met" if report["rss_growth"] <= report["target_rss_growth"] else "NOT met"
+        print(f"RSS@{sizes[-1]} / RSS@{sizes[0]} = {report['rss_growth']} (target <= 1.2: {ok})")
+    if args.stages:
+        st = report["stages_cpu_s"]
+        base = st["csv_reader"]
+        print(
+            f"in-process CPU s at {st['rows']} rows (each includes the previous): "
+            + ", ".join(f"{k} {v} ({v / base:.1f}x)" for k, v in st.items() if k != "rows")
+        )
+    print(f"written {args.json}")
+    if args.profile:
+        print(profile(sizes[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
