@@ -1,0 +1,949 @@
+"""CLIXML -> :class:`TrackingEvent`, fast: for pypsrp's pipeline output and for
+Export-Clixml files.
+
+pypsrp's generic deserializer turns about 1,000 MessageTrackingEvents a second into
+``GenericComplexObject``s (remoting-facts §4.3). Here the CLIXML goes straight into a
+``TrackingEvent`` with a precomputed property table, in one of two ways:
+
+- :func:`convert_event` walks a parsed ``<Obj>`` element. It accepts every shape below and
+  is the reference; :func:`read_clixml` uses it for Export-Clixml files.
+- :func:`convert_text` first tries a scanner over the message *text* that recognises the
+  exact layout PowerShell writes on the wire with a few regular expressions, which costs
+  less than building the element tree at all. Anything it does not recognise completely
+  (or a value it cannot convert) goes to the element walker instead, so both give the same
+  answer; ``tests/test_clixml.py`` checks that they agree. :class:`FastSerializer` uses it.
+
+Shapes accepted for a MessageTrackingEvent ``<Obj>`` (remoting-facts §4.2, tracking-facts §4.1):
+
+- type names with or without ``Deserialized.``; ``<TNRef>`` to an earlier ``<TN>``;
+- properties in ``<Props>`` or ``<MS>`` (a re-exported deserialized object may use either);
+- strings ``<S>`` with ``_xHHHH_`` escapes; numbers ``<I32>``/``<I64>``/``<U32>``/``<U64>``…
+  (a text field such as InternalMessageId may come as a number: it stays text);
+- ``<DT>`` with an offset -> aware UTC; ``<Nil/>`` -> ``""``, ``None`` or ``()``;
+- lists: any ``<Obj>`` holding ``<LST>``/``<IE>`` (``System.String[]``, Exchange's
+  ``MultiValuedProperty``, a re-exported ``ArrayList``); a plain string is one item;
+- ``<Ref RefId=…>`` to an object converted earlier in the same stream;
+- EventData as ``KeyValuePair`` objects (``Key``/``Value`` props, typed values) or as
+  ``[Key, Value]`` strings (types guessed, see ``_clixml_values.guess_typed``);
+- MessageLatency / MessageLatencyType are dropped (the event derives them); the note
+  properties PSComputerName / RunspaceId / PSShowComputerName are not fields; any other
+  property goes to ``event.extra`` as text.
+
+For SEND, DELIVER and DEFER the cmdlet rewrites a timestamp-only MessageInfo into the
+server's local time and culture (``DateTime.ToString()``); it is turned back into the log's
+``yyyy-MM-ddTHH:mm:ss.fffZ`` (see :func:`convert_event`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import defusedxml  # type: ignore[import-untyped]
+import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
+from pypsrp.serializer import Serializer
+
+from msgtrack.decode import encode_custom_data, join_list
+from msgtrack.errors import InputError, MsgtrackError
+from msgtrack.events import FIELD_BY_PROP, TrackingEvent
+from msgtrack.report import RunReport
+from msgtrack.sources._clixml_values import (
+    UTC,
+    culture_parser,
+    decode_string,
+    guess_typed,
+    local_to_log_timestamp,
+    parse_datetime,
+    split_kvp_list_text,
+    split_kvp_text,
+)
+
+__all__ = [
+    "EVENT_TYPE",
+    "FastSerializer",
+    "Refs",
+    "convert_event",
+    "convert_text",
+    "install_fast_serializer",
+    "is_event_type",
+    "read_clixml",
+]
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "Microsoft.Exchange.Management.TransportLogSearchTasks.MessageTrackingEvent"
+NAMESPACE = "http://schemas.microsoft.com/powershell/2004/04"
+
+# Export-Clixml files put every element in the PowerShell namespace; PSRP messages do not.
+# One lookup maps either spelling to the bare tag.
+_TAGS = (
+    "Obj Objs Ref TN TNRef T ToString Props MS LST IE DCT QUE STK En Nil S DT TS I32 I64 U32 "
+    "U64 I16 U16 By SB B C G Db Sg D Version URI XD SBK BA SS"
+).split()
+_LOCAL: dict[str, str] = {t: t for t in _TAGS} | {f"{{{NAMESPACE}}}{t}": t for t in _TAGS}
+_INT_TAGS = frozenset({"I32", "I64", "U32", "U64", "I16", "U16", "By", "SB"})
+_FLOAT_TAGS = frozenset({"Db", "Sg", "D"})
+_STRING_TAGS = frozenset({"S", "URI", "XD", "SBK"})
+_LIST_TAGS = frozenset({"LST", "IE", "QUE", "STK"})
+
+#: Properties the event derives itself, and remoting's note properties.
+_DERIVED_PROPS = frozenset({"MessageLatency", "MessageLatencyType"})
+_NOTE_PROPS = frozenset({"PSComputerName", "RunspaceId", "PSShowComputerName"})
+#: Events whose timestamp-only MessageInfo the cmdlet rewrites (tracking-facts §1.3).
+_LOCAL_INFO_EVENTS = frozenset({"SEND", "DELIVER", "DEFER"})
+
+
+class Refs:
+    """The RefId tables of one CLIXML stream: one PSRP message, or a whole Export-Clixml
+    file (where a later object may point at an earlier one). ``types`` holds ``<TN>``s
+    (elements until first read), ``objs`` the values converted from ``<Obj>``s."""
+
+    __slots__ = ("types", "objs")
+
+    def __init__(self) -> None:
+        self.types: dict[str, ET.Element | tuple[str, ...]] = {}
+        self.objs: dict[str, Any] = {}
+
+    def type_names(self, tn_or_ref: ET.Element) -> tuple[str, ...]:
+        """Names of a ``<TN>`` (registering it) or of the ``<TN>`` a ``<TNRef>`` points to."""
+        ref_id = tn_or_ref.get("RefId") or ""
+        if _LOCAL.get(tn_or_ref.tag) == "TN":
+            names = tuple(decode_string(t.text) for t in tn_or_ref)
+            self.types[ref_id] = names
+            return names
+        found = self.types.get(ref_id)
+        if found is None:
+            raise ValueError(f"<TNRef RefId={ref_id!r}> points to no earlier <TN>")
+        if not isinstance(found, tuple):
+            found = self.types[ref_id] = tuple(decode_string(t.text) for t in found)
+        return found
+
+    def obj(self, ref: ET.Element) -> Any:
+        ref_id = ref.get("RefId") or ""
+        try:
+            return self.objs[ref_id]
+        except KeyError:
+            raise ValueError(f"<Ref RefId={ref_id!r}> points to no earlier object") from None
+
+
+def is_event_type(names: tuple[str, ...] | list[str]) -> bool:
+    """True if a TN list names a MessageTrackingEvent (``Deserialized.`` prefixes allowed)."""
+    for name in names:
+        if name.endswith(EVENT_TYPE):
+            while name.startswith("Deserialized."):
+                name = name[13:]
+            if name == EVENT_TYPE:
+                return True
+    return False
+
+
+class _Ctx:
+    __slots__ = ("culture",)
+
+    def __init__(self, culture: str) -> None:
+        self.culture = culture
+
+
+# --------------------------------------------------------------------------- primitives
+# Both paths convert a primitive value element through these, given its bare tag and its
+# (XML-unescaped) text, so they cannot disagree about a value.
+
+
+def _prim_text(tag: str, text: str | None) -> str:
+    """A primitive as the text the admin would see."""
+    if tag in _STRING_TAGS:
+        return decode_string(text)
+    if tag == "Nil":
+        return ""
+    if tag == "B":
+        return "True" if (text or "").strip().lower() == "true" else "False"
+    if tag == "C":
+        return chr(int(text or "0"))
+    return (text or "").strip()  # numbers, DT, TS, G, Version, BA ...
+
+
+def _prim_str(tag: str, text: str | None, ctx: _Ctx) -> str:
+    return _prim_text(tag, text)
+
+
+def _prim_int(tag: str, text: str | None, ctx: _Ctx) -> int | None:
+    if tag in _INT_TAGS:
+        return int(text or "")
+    if tag == "Nil":
+        return None
+    value = _prim_text(tag, text).strip()
+    return int(value) if value else None
+
+
+def _prim_time(tag: str, text: str | None, ctx: _Ctx) -> datetime:
+    # Kept in the offset it carries: _finish needs that offset for MessageInfo.
+    if tag == "DT" or tag == "S":
+        return parse_datetime(decode_string(text))
+    raise ValueError(f"a <{tag}> is not a date-time")
+
+
+def _prim_list(tag: str, text: str | None, ctx: _Ctx) -> tuple[str, ...]:
+    value = _prim_text(tag, text)
+    return (value,) if value else ()
+
+
+def _prim_data(tag: str, text: str | None, ctx: _Ctx) -> dict[str, Any]:
+    return _data_from_text(_prim_text(tag, text), ctx)
+
+
+def _prim_value(tag: str, text: str | None, ctx: _Ctx) -> Any:
+    """An EventData value, typed like ``decode.decode_custom_data`` types a log item:
+    B -> "True"/"False" (the log's S: item), G/TS/Version -> text, Nil -> ""."""
+    if tag == "S":
+        return decode_string(text)
+    if tag in _INT_TAGS:
+        return int(text or "")
+    if tag in _FLOAT_TAGS:
+        return float(text or "")
+    if tag == "DT":
+        return parse_datetime(text or "").astimezone(UTC)
+    return _prim_text(tag, text)
+
+
+def _kvp_from_text(text: str, ctx: _Ctx) -> tuple[str, Any] | None:
+    pair = split_kvp_text(text)
+    if pair is None:
+        return (text, "") if text else None
+    return pair[0], guess_typed(pair[1], ctx.culture)
+
+
+def _data_from_text(text: str, ctx: _Ctx) -> dict[str, Any]:
+    """``{[A, 1], [B, x]}`` (the display string of a whole EventData array)."""
+    return {k: guess_typed(v, ctx.culture) for k, v in split_kvp_list_text(text)}
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return join_list(str(v) for v in value)
+    if isinstance(value, dict):
+        return encode_custom_data(value)
+    return "" if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- element walker
+
+
+def _text(el: ET.Element, refs: Refs) -> str:
+    """Any value element as text; objects by their list items or ToString."""
+    tag = _LOCAL.get(el.tag, el.tag)
+    if tag == "Obj":
+        return _obj_text(el, refs)
+    if tag == "Ref":
+        return _as_text(refs.obj(el))
+    return _prim_text(tag, el.text)
+
+
+def _obj_text(el: ET.Element, refs: Refs) -> str:
+    """An object shown as text: its list items joined like the log joins them, else its
+    ToString (enums, EnhancedTimeSpan, anything Exchange sent as a display string)."""
+    to_string = None
+    items = None
+    scalar = None
+    for child in el:
+        tag = _LOCAL.get(child.tag, child.tag)
+        if tag == "ToString":
+            to_string = decode_string(child.text)
+        elif tag in _LIST_TAGS:
+            items = tuple(_text(i, refs) for i in child)
+        elif tag == "TN":
+            refs.types[child.get("RefId") or ""] = child
+        elif tag not in ("TNRef", "Props", "MS", "DCT"):
+            scalar = _text(child, refs)  # an enum's or a boxed primitive's value
+    if items is not None:
+        value = join_list(items)
+    elif to_string is not None:
+        value = to_string
+    else:
+        value = scalar or ""
+    _remember(el, refs, value)
+    return value
+
+
+def _remember(el: ET.Element, refs: Refs, value: Any) -> None:
+    ref_id = el.get("RefId")
+    if ref_id is not None:
+        refs.objs[ref_id] = value
+
+
+def _el_str(el: ET.Element, refs: Refs, ctx: _Ctx) -> str:
+    if el.tag == "S":  # the common case, inline
+        text = el.text
+        if text is None:
+            return ""
+        return text if "_" not in text else decode_string(text)
+    return _text(el, refs)
+
+
+def _el_int(el: ET.Element, refs: Refs, ctx: _Ctx) -> int | None:
+    tag = _LOCAL.get(el.tag, el.tag)
+    if tag == "Obj" or tag == "Ref":
+        value = _text(el, refs).strip()
+        return int(value) if value else None
+    return _prim_int(tag, el.text, ctx)
+
+
+def _el_time(el: ET.Element, refs: Refs, ctx: _Ctx) -> datetime:
+    return _prim_time(_LOCAL.get(el.tag, el.tag), el.text, ctx)
+
+
+def _el_list(el: ET.Element, refs: Refs, ctx: _Ctx) -> tuple[str, ...]:
+    tag = _LOCAL.get(el.tag, el.tag)
+    if tag == "Obj":
+        items = None
+        to_string = None
+        for child in el:
+            ctag = _LOCAL.get(child.tag, child.tag)
+            if ctag in _LIST_TAGS:
+                items = tuple(
+                    (decode_string(i.text) if i.tag == "S" else _text(i, refs)) for i in child
+                )
+            elif ctag == "TN":
+                refs.types[child.get("RefId") or ""] = child
+            elif ctag == "ToString":
+                to_string = decode_string(child.text)
+        if items is None:  # sent as a display string only: one item, like a bare <S>
+            items = (to_string,) if to_string else ()
+        _remember(el, refs, items)
+        return items
+    if tag == "Ref":
+        value = refs.obj(el)
+        if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            return value
+        text = _as_text(value)
+        return (text,) if text else ()
+    return _prim_list(tag, el.text, ctx)
+
+
+def _el_value(el: ET.Element, refs: Refs, ctx: _Ctx) -> Any:
+    tag = _LOCAL.get(el.tag, el.tag)
+    if tag == "Ref":
+        value = refs.obj(el)
+        return value if not isinstance(value, tuple) else _as_text(value)
+    if tag == "Obj":
+        return _obj_text(el, refs)
+    return _prim_value(tag, el.text, ctx)
+
+
+def _el_kvp(item: ET.Element, refs: Refs, ctx: _Ctx) -> tuple[str, Any] | None:
+    tag = _LOCAL.get(item.tag, item.tag)
+    if tag == "Obj":
+        key: str | None = None
+        value: Any = ""
+        to_string = None
+        for child in item:
+            ctag = _LOCAL.get(child.tag, child.tag)
+            if ctag == "Props" or ctag == "MS":
+                for p in child:
+                    name = p.get("N")
+                    if name == "Key":
+                        key = _text(p, refs)
+                    elif name == "Value":
+                        value = _el_value(p, refs, ctx)
+            elif ctag == "ToString":
+                to_string = decode_string(child.text)
+            elif ctag == "TN":
+                refs.types[child.get("RefId") or ""] = child
+        pair: tuple[str, Any] | None
+        if key is not None:
+            pair = (key, value)
+        elif to_string is not None:
+            pair = _kvp_from_text(to_string, ctx)
+        else:
+            pair = None
+        _remember(item, refs, pair)
+        return pair
+    if tag == "Ref":
+        found = refs.obj(item)
+        if isinstance(found, tuple) and len(found) == 2:
+            return found
+        return _kvp_from_text(_as_text(found), ctx)
+    if tag == "Nil":
+        return None
+    return _kvp_from_text(_prim_text(tag, item.text), ctx)
+
+
+def _el_data(el: ET.Element, refs: Refs, ctx: _Ctx) -> dict[str, Any]:
+    tag = _LOCAL.get(el.tag, el.tag)
+    data: dict[str, Any] = {}
+    if tag == "Obj":
+        to_string = None
+        found_list = False
+        for child in el:
+            ctag = _LOCAL.get(child.tag, child.tag)
+            if ctag in _LIST_TAGS:
+                found_list = True
+                for item in child:
+                    pair = _el_kvp(item, refs, ctx)
+                    if pair is not None:
+                        data[pair[0]] = pair[1]
+            elif ctag == "TN":
+                refs.types[child.get("RefId") or ""] = child
+            elif ctag == "ToString":
+                to_string = decode_string(child.text)
+        if not found_list and to_string:
+            data = _data_from_text(to_string, ctx)
+        _remember(el, refs, data)
+        return data
+    if tag == "Ref":
+        found = refs.obj(el)
+        if isinstance(found, dict):
+            return dict(found)
+        return _data_from_text(_as_text(found), ctx)
+    return _prim_data(tag, el.text, ctx)
+
+
+_ElConverter = Callable[[ET.Element, Refs, _Ctx], Any]
+_PrimConverter = Callable[[str, "str | None", _Ctx], Any]
+_EL_BY_KIND: dict[str, _ElConverter] = {
+    "str": _el_str, "int": _el_int, "time": _el_time, "list": _el_list, "data": _el_data,
+}
+_PRIM_BY_KIND: dict[str, _PrimConverter] = {
+    "str": _prim_str, "int": _prim_int, "time": _prim_time, "list": _prim_list,
+    "data": _prim_data,
+}
+#: Cmdlet property name -> (TrackingEvent attribute, kind, element converter). Built once.
+_PROPS: dict[str, tuple[str, str, _ElConverter]] = {
+    prop: (f.attr, f.kind, _EL_BY_KIND[f.kind]) for prop, f in FIELD_BY_PROP.items()
+}
+#: The text fields, for the scanner's inline ``<S>`` case.
+_STR_ATTRS: dict[str, str] = {p: f.attr for p, f in FIELD_BY_PROP.items() if f.kind == "str"}
+
+
+def convert_event(
+    elem: ET.Element,
+    *,
+    origin: str = "",
+    culture: str = "en-US",
+    refs: Refs | None = None,
+    tz: str | tzinfo | None = None,
+) -> TrackingEvent | None:
+    """One ``<Obj>`` element -> a :class:`TrackingEvent`, or None when it is not a
+    MessageTrackingEvent (the caller then uses pypsrp's generic path).
+
+    ``refs`` carries ``<TN>``/``<Obj>`` RefIds across the objects of one stream (pass the
+    same :class:`Refs` for every object of an Export-Clixml file; a PSRP message is its own
+    stream, so None is right there). ``origin`` becomes ``event.origin``; when empty the
+    object's ``PSComputerName`` is used.
+
+    MessageInfo of SEND/DELIVER/DEFER that is a whole local date-time in ``culture``
+    (a name in ``CULTURE_FORMATS`` or a .NET pattern) is converted back to
+    ``yyyy-MM-ddTHH:mm:ss.000Z`` UTC (the culture form has no milliseconds). The local
+    offset is the event Timestamp's own offset, unless ``tz`` names the server's time zone
+    (an IANA name or a tzinfo): without ``tz`` an arrival time in another DST period than
+    the event is off by the DST difference. Text that does not parse is kept as it is.
+
+    Raises ValueError for a MessageTrackingEvent that cannot be represented (no or a
+    malformed Timestamp, a non-numeric TotalBytes, a dangling Ref).
+    """
+    if _LOCAL.get(elem.tag) != "Obj":
+        return None
+    if refs is None:
+        refs = Refs()
+    ctx = _Ctx(culture)
+    kw: dict[str, Any] = {}
+    extra: dict[str, str] | None = None
+    computer = ""
+    known = False
+    for child in elem:
+        tag = child.tag
+        if tag != "Props" and tag != "MS":
+            tag = _LOCAL.get(tag, tag)
+            if tag == "TN" or tag == "TNRef":
+                if not is_event_type(refs.type_names(child)):
+                    return None
+                known = True
+                continue
+            if tag != "Props" and tag != "MS":
+                continue  # ToString, or anything a future serializer adds
+        if not known:  # properties before any type name: not an object we recognise
+            return None
+        for prop in child:
+            name = prop.get("N") or ""
+            spec = _PROPS.get(name)
+            if spec is not None:
+                try:
+                    kw[spec[0]] = spec[2](prop, refs, ctx)
+                except ValueError as err:
+                    raise ValueError(f"{name}: {err}") from None
+            elif name in _DERIVED_PROPS:
+                continue
+            elif name in _NOTE_PROPS:
+                if name == "PSComputerName":
+                    computer = _text(prop, refs)
+            else:
+                if extra is None:
+                    extra = {}
+                extra[decode_string(name)] = _text(prop, refs)
+    if not known:
+        return None
+    return _finish(kw, extra, computer, origin, culture, tz)
+
+
+# --------------------------------------------------------------------------- building
+
+# Building the frozen dataclass through __init__ costs ~10 µs (one object.__setattr__ per
+# field); filling __dict__ from a template is ~1 µs and gives an equal object. Only done
+# while TrackingEvent is a plain dataclass (no __post_init__, no __slots__); a test pins it.
+_FAST_BUILD = not hasattr(TrackingEvent, "__post_init__") and "__slots__" not in vars(
+    TrackingEvent
+)
+_TEMPLATE: dict[str, Any] = dict(vars(TrackingEvent(timestamp=datetime(2000, 1, 1, tzinfo=UTC))))
+_new = object.__new__
+
+
+def _build(kw: dict[str, Any]) -> TrackingEvent:
+    if not _FAST_BUILD:  # pragma: no cover - only if events.py changes shape
+        return TrackingEvent(**kw)
+    ev = _new(TrackingEvent)
+    d = ev.__dict__
+    d.update(_TEMPLATE)
+    d["event_data"] = {}
+    d["extra"] = {}
+    d.update(kw)
+    return ev
+
+
+@lru_cache(maxsize=32)
+def _zone(name: str) -> tzinfo:
+    return ZoneInfo(name)
+
+
+def _finish(kw: dict[str, Any], extra: dict[str, str] | None, computer: str, origin: str,
+            culture: str, tz: str | tzinfo | None) -> TrackingEvent:
+    stamp = kw.get("timestamp")
+    if stamp is None:
+        raise ValueError("MessageTrackingEvent without a Timestamp")
+    offset = stamp.utcoffset()
+    kw["timestamp"] = stamp.astimezone(UTC)
+    info = kw.get("message_info")
+    if info and info[0].isdigit() and kw.get("event_id", "").upper() in _LOCAL_INFO_EVENTS:
+        local = culture_parser(culture)(info)
+        if local is not None:
+            zone = _zone(tz) if isinstance(tz, str) else tz
+            kw["message_info"] = local_to_log_timestamp(local, offset, zone)
+    if extra:
+        kw["extra"] = extra
+    kw["origin"] = origin or computer
+    return _build(kw)
+
+
+# --------------------------------------------------------------------------- text scanner
+# PowerShell (and the psrpcore/peer writers) emit one fixed layout with no white space:
+#   <Obj RefId="0"><TN RefId="0"><T>…</T>…</TN><ToString>…</ToString><Props>
+#     <S N="ClientIp">…</S> <Nil N="Reference" /> <Obj N="Recipients" RefId="1"><TNRef …/>
+#     <LST><S>…</S></LST></Obj> …</Props><MS>…</MS></Obj>
+# One findall over the <Props> and <MS> content yields a token per property, nested
+# objects included, and the lengths of the tokens must add up to the whole content, so
+# nothing is skipped unnoticed. Anything else returns None and the element walker decides.
+
+_TYPE_RE = r'(?:<TN RefId="\d+">(?:<T>[^<]*</T>)*</TN>|<TNRef RefId="\d+" ?/>)'
+_PRIM_RE = r'<\w+ N="[^"]*"(?: ?/>|>[^<]*</\w+>)'
+_KVP_OBJ_RE = (r'<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?"
+               r'<Props><S N="Key">([^<]*)</S><(\w+) N="Value"(?: ?/>|>([^<]*)</\3>)</Props>'
+               r"</Obj>")
+_HEAD = re.compile(r'<Obj RefId="\d+"><TN RefId="\d+">((?:<T>[^<]*</T>)+)</TN>'
+                   r"(?:<ToString>[^<]*</ToString>)?<Props>")
+_TOKEN = re.compile(
+    r'(<(\w+) N="([^"]*)"(?: ?/>|>([^<]*)</\2>)'  # 1 whole, 2 tag, 3 name, 4 text
+    r'|<Obj N="([^"]*)" RefId="\d+">' + _TYPE_RE  # 5 object name
+    + r"(?:<ToString>([^<]*)</ToString>)?"  # 6 ToString
+    r"(?:(<LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"  # 7 list of strings
+    r"|(<LST>(?:" + re.sub(r"\((?!\?)", "(?:", _KVP_OBJ_RE).replace(r"</\3>", r"</\w+>")
+    + r"|<S>[^<]*</S>|<Nil ?/>)*</LST>)"  # 8 list of KeyValuePairs
+    r"|(?:<Props>(?:" + _PRIM_RE + r")*</Props>|<\w+>[^<]*</\w+>)?"  # enum, EnhancedTimeSpan
+    r")</Obj>)"
+)
+_ITEM = re.compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
+_KVP_ITEM = re.compile(r"(" + _KVP_OBJ_RE + r"|<S>([^<]*)</S>|<Nil ?/>)")
+_ENTITY = re.compile(r"&([^;&<]*);")
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+class _Unsure(Exception):
+    """The scanner met something it does not handle; the element walker takes over."""
+
+
+def _entity(m: re.Match[str]) -> str:
+    name = m.group(1)
+    found = _ENTITIES.get(name)
+    if found is not None:
+        return found
+    if name.startswith("#x"):
+        return chr(int(name[2:], 16))
+    if name.startswith("#"):
+        return chr(int(name[1:]))
+    raise _Unsure(f"entity &{name};")
+
+
+def _unescape(text: str) -> str:
+    return _ENTITY.sub(_entity, text) if "&" in text else text
+
+
+def _scan_items(block: str) -> tuple[str, ...]:
+    return tuple(decode_string(t if "&" not in t else _unescape(t)) for t in _ITEM.findall(block))
+
+
+def _scan_kvps(block: str, ctx: _Ctx) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    covered = 11  # <LST></LST>
+    for whole, key, vtag, vtext, stext in _KVP_ITEM.findall(block):
+        covered += len(whole)
+        if vtag:
+            if "&" in key:
+                key = _unescape(key)
+            if vtag == "S":
+                data[key if "_" not in key else decode_string(key)] = (
+                    vtext if "&" not in vtext and "_" not in vtext
+                    else decode_string(_unescape(vtext)))
+            else:
+                data[decode_string(key)] = _prim_value(vtag, _unescape(vtext), ctx)
+        elif whole[1] == "S":  # "[Key, Value]" text
+            pair = _kvp_from_text(decode_string(_unescape(stext)), ctx)
+            if pair is not None:
+                data[pair[0]] = pair[1]
+    if covered != len(block):
+        raise _Unsure("EventData item layout")
+    return data
+
+
+def _scan_object(kind: str, name: str, to_string: str, items: str, kvps: str,
+                 ctx: _Ctx) -> Any:
+    """A nested ``<Obj>`` property, by the kind of field it feeds."""
+    if kind == "list":
+        if items:
+            return _scan_items(items)
+        if kvps:
+            raise _Unsure(f"{name}: objects in a list")
+        text = decode_string(_unescape(to_string))
+        return (text,) if text else ()
+    if kind == "data":
+        if kvps:
+            return _scan_kvps(kvps, ctx)
+        if items:
+            data: dict[str, Any] = {}
+            for text in _scan_items(items):
+                pair = _kvp_from_text(text, ctx)
+                if pair is not None:
+                    data[pair[0]] = pair[1]
+            return data
+        return _data_from_text(decode_string(_unescape(to_string)), ctx)
+    if kind == "str":
+        if items:
+            return join_list(_scan_items(items))
+        if to_string and not kvps:
+            return decode_string(_unescape(to_string))
+    raise _Unsure(f"{name}: an object for a {kind} field")
+
+
+def _scan_event(text: str, origin: str, culture: str,
+                tz: str | tzinfo | None) -> TrackingEvent | None:
+    """The text scanner; None when it is not sure (then use the element walker)."""
+    head = _HEAD.match(text)
+    if head is None:
+        return None
+    names = head.group(1)
+    if f"<T>{EVENT_TYPE}</T>" not in names and f"<T>Deserialized.{EVENT_TYPE}</T>" not in names:
+        return None
+    start = head.end()
+    props_end = text.rfind("</Props>")
+    # One findall runs over <Props> and <MS> alike; the glue between them is not a token.
+    if text.startswith("</Obj>", props_end + 8) and len(text) == props_end + 14:
+        end, glue = props_end, 0
+    elif text.startswith("<MS>", props_end + 8) and text.endswith("</MS></Obj>"):
+        end, glue = len(text) - 11, 12
+    else:
+        return None
+    if "\r" in text:  # XML turns CR LF into LF; leave that to the parser
+        return None
+    ctx = _Ctx(culture)
+    kw: dict[str, Any] = {}
+    extra: dict[str, str] | None = None
+    computer = ""
+    covered = 0
+    str_attrs = _STR_ATTRS
+    props = _PROPS
+    prim_by_kind = _PRIM_BY_KIND
+    try:
+        for whole, tag, name, value, oname, to_string, items, kvps in _TOKEN.findall(
+            text, start, end
+        ):
+            covered += len(whole)
+            if tag == "S":
+                attr = str_attrs.get(name)
+                if attr is not None:  # the common case, inline
+                    if "&" in value:
+                        value = _unescape(value)
+                    kw[attr] = value if "_" not in value else decode_string(value)
+                    continue
+            if tag:  # a primitive property
+                if "&" in value:
+                    value = _unescape(value)
+                spec = props.get(name)
+                if spec is not None:
+                    kw[spec[0]] = prim_by_kind[spec[1]](tag, value, ctx)
+                elif name in _DERIVED_PROPS:
+                    pass
+                elif name in _NOTE_PROPS:
+                    if name == "PSComputerName":
+                        computer = _prim_text(tag, value)
+                else:
+                    if extra is None:
+                        extra = {}
+                    extra[decode_string(name)] = _prim_text(tag, value)
+                continue
+            spec = props.get(oname)
+            if spec is not None:
+                kw[spec[0]] = _scan_object(spec[1], oname, to_string, items, kvps, ctx)
+            elif oname in _DERIVED_PROPS or oname in ("RunspaceId", "PSShowComputerName"):
+                pass
+            else:
+                as_text = _scan_object("str", oname, to_string, items, kvps, ctx)
+                if oname == "PSComputerName":
+                    computer = as_text
+                else:
+                    if extra is None:
+                        extra = {}
+                    extra[decode_string(oname)] = as_text
+        if covered != end - start - glue:
+            return None
+        return _finish(kw, extra, computer, origin, culture, tz)
+    except (_Unsure, ValueError):
+        return None  # the element walker gives the definitive answer (or error)
+
+
+def convert_text(
+    text: str,
+    *,
+    origin: str = "",
+    culture: str = "en-US",
+    tz: str | tzinfo | None = None,
+) -> TrackingEvent | None:
+    """One CLIXML document holding one top-level ``<Obj>`` (a PSRP PIPELINE_OUTPUT
+    message) -> a :class:`TrackingEvent`, or None when it is not a MessageTrackingEvent.
+
+    Same contract as :func:`convert_event` (ValueError for a malformed event,
+    ``xml.etree.ElementTree.ParseError`` for text that is not XML). Only call it on text
+    that starts with ``<Obj``: such a document cannot declare a DTD, so the plain parser
+    used for the fallback cannot expand entities.
+    """
+    event = _scan_event(text, origin, culture, tz)
+    if event is not None:
+        return event
+    return convert_event(ET.fromstring(text), origin=origin, culture=culture, tz=tz)
+
+
+# --------------------------------------------------------------------------- pypsrp hook
+
+_SNIFF = "TransportLogSearchTasks.MessageTrackingEvent</T>"
+
+
+class FastSerializer(Serializer):
+    """pypsrp 0.9.1's Serializer, with a fast path for MessageTrackingEvent output.
+
+    ``Message.unpack`` deserializes every PIPELINE_OUTPUT message with
+    ``serializer.deserialize(xml_text)`` (a ``str``, no metadata, ``clear=True``). When
+    that text is a top-level ``<Obj>`` whose type names a MessageTrackingEvent, it becomes
+    a :class:`TrackingEvent` through :func:`convert_text`; every other call (other objects,
+    records, state messages, nested calls with ``clear=False`` or metadata) runs pypsrp's
+    own code unchanged. An event that does not convert (ValueError) is logged, counted in
+    :attr:`failures`, and left to pypsrp, so it arrives as a ``GenericComplexObject``.
+    """
+
+    def __init__(self, *, origin: str = "", culture: str = "en-US",
+                 tz: str | tzinfo | None = None) -> None:
+        super().__init__()
+        culture_parser(culture)  # fail now on a bad culture, not on the first event
+        if isinstance(tz, str):
+            _zone(tz)
+        self.origin = origin
+        self.culture = culture
+        self.tz = tz
+        #: MessageTrackingEvents that did not convert and went the generic way.
+        self.failures = 0
+
+    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if metadata is None and clear:
+            event = None
+            try:
+                if isinstance(element, str):
+                    if element.startswith("<Obj") and element.find(_SNIFF, 0, 2000) > 0:
+                        event = convert_text(element, origin=self.origin,
+                                             culture=self.culture, tz=self.tz)
+                elif isinstance(element, ET.Element):
+                    event = convert_event(element, origin=self.origin, culture=self.culture,
+                                          tz=self.tz)
+            except ET.ParseError:
+                pass  # pypsrp logs it and hands back the raw text
+            except ValueError as err:
+                self.failures += 1
+                log.warning("MessageTrackingEvent not converted (%s); using pypsrp's generic "
+                            "deserializer", err)
+            if event is not None:
+                self._clear()  # what the base class does for a top-level call
+                return event
+        return super().deserialize(element, metadata, clear)
+
+
+def install_fast_serializer(pool: Any, *, origin: str = "", culture: str = "en-US",
+                            tz: str | tzinfo | None = None) -> FastSerializer:
+    """Swap a :class:`FastSerializer` into a pypsrp 0.9.1 ``RunspacePool`` (before or after
+    ``open()``); its pipelines' ``ps.output`` then holds TrackingEvents for tracking
+    events. Uses the private ``pool._serializer`` and ``pool._fragmenter.serializer``,
+    hence the pin on pypsrp==0.9.1; raises MsgtrackError if they are not there."""
+    old = getattr(pool, "_serializer", None)
+    fragmenter = getattr(pool, "_fragmenter", None)
+    if not isinstance(old, Serializer) or getattr(fragmenter, "serializer", None) is not old:
+        from importlib.metadata import version
+
+        raise MsgtrackError(
+            f"cannot install the fast CLIXML converter: pypsrp {version('pypsrp')} has no "
+            "RunspacePool._serializer shared with _fragmenter.serializer (msgtrack needs "
+            "pypsrp==0.9.1)",
+            hint="install the pinned version: pip install pypsrp==0.9.1",
+        )
+    fast = FastSerializer(origin=origin, culture=culture, tz=tz)
+    fast.cipher = getattr(old, "cipher", None)  # the session key, if already exchanged
+    pool._serializer = fast
+    setattr(fragmenter, "serializer", fast)  # noqa: B010 - checked above, untyped
+    return fast
+
+
+# --------------------------------------------------------------------------- Export-Clixml
+
+#: Nested objects remembered for ``<Ref>``s across an Export-Clixml file. PowerShell only
+#: writes a Ref for the same .NET instance seen again, which tracking output practically
+#: never does across events; the cap keeps memory flat on huge files.
+MAX_FILE_REFS = 10_000
+#: Whole events remembered for a top-level ``<Ref>`` (the same event exported twice).
+MAX_RECENT_EVENTS = 64
+
+_TRUNCATION_CODES = frozenset({3, 5, 6, 20})  # no element found, unclosed token/char/CDATA
+
+
+def read_clixml(
+    path: str | os.PathLike[str],
+    report: RunReport,
+    *,
+    culture: str = "en-US",
+    tz: str | tzinfo | None = None,
+) -> Iterator[TrackingEvent]:
+    """Stream the MessageTrackingEvents of an Export-Clixml file (UTF-16 with BOM from
+    Windows PowerShell, UTF-8 from PowerShell 7), with flat memory.
+
+    Parsed by defusedxml with DTDs, entities and external references forbidden: such a
+    file raises :class:`InputError` before anything is expanded. A file cut short yields
+    the events before the break, then reports a ``bad-file`` problem. Objects of other
+    types, or events that do not convert, are each reported as a ``bad-line`` problem at
+    ``path#N`` (the N-th object of the file) and skipped. Counts ``events``.
+    ``event.origin`` is ``path#N``.
+    """
+    where = os.fspath(path)
+    culture_parser(culture)
+    try:
+        source = open(path, "rb")  # noqa: SIM115 - closed in the finally below
+    except OSError as err:
+        raise InputError(f"cannot read: {err.strerror or err}", path=where) from None
+    refs = Refs()
+    recent: dict[str, TrackingEvent] = {}
+    depth = 0
+    index = 0
+    root: ET.Element | None = None
+    try:
+        for kind, elem in DET.iterparse(source, events=("start", "end"), forbid_dtd=True,
+                                        forbid_entities=True, forbid_external=True):
+            if kind == "start":
+                depth += 1
+                if depth == 1:
+                    root = elem
+                    if _LOCAL.get(elem.tag) != "Objs":
+                        report.problem("bad-file", where,
+                                       f"not an Export-Clixml file (root element <{elem.tag}>)")
+                        return
+                continue
+            depth -= 1
+            if depth != 1:
+                continue
+            index += 1
+            event = _file_object(elem, refs, recent, report, where, index, culture, tz)
+            if event is not None:
+                report.count("events")
+                yield event
+            elem.clear()
+            del root[:]  # type: ignore[union-attr]  # set by the first "start" event
+            if len(refs.objs) > MAX_FILE_REFS:
+                for key in list(refs.objs)[: MAX_FILE_REFS // 2]:
+                    del refs.objs[key]
+    except defusedxml.DefusedXmlException as err:
+        raise InputError(
+            "refused: the file declares a DTD/entities (possible entity-expansion attack)",
+            path=where, hint=f"defusedxml: {type(err).__name__}",
+        ) from None
+    except ET.ParseError as err:
+        line, column = getattr(err, "position", (0, 0))
+        message = str(err).split(":", 1)[0]
+        if root is None and line <= 1 and column == 0:
+            report.problem("bad-file", where, "empty file, not an Export-Clixml file")
+        elif getattr(err, "code", None) in _TRUNCATION_CODES:
+            report.problem("bad-file", where, f"truncated XML at line {line}: {message} "
+                           f"(after {index} objects)")
+        else:
+            report.problem("bad-file", where, f"malformed XML at line {line}: {message} "
+                           f"(after {index} objects)")
+    finally:
+        source.close()
+
+
+def _file_object(elem: ET.Element, refs: Refs, recent: dict[str, TrackingEvent],
+                 report: RunReport, where: str, index: int, culture: str,
+                 tz: str | tzinfo | None) -> TrackingEvent | None:
+    here = f"{where}#{index}"
+    if _LOCAL.get(elem.tag, elem.tag) == "Ref":  # the same event exported twice
+        found = recent.get(elem.get("RefId") or "")
+        if found is None:
+            report.problem("bad-line", here, "reference to an earlier object that is not a "
+                           "recent MessageTrackingEvent; skipped")
+        return found
+    try:
+        event = convert_event(elem, origin=here, culture=culture, refs=refs, tz=tz)
+    except ValueError as err:
+        report.problem("bad-line", here, f"MessageTrackingEvent not converted: {err}; skipped")
+        return None
+    if event is None:
+        report.problem("bad-line", here,
+                       f"not a MessageTrackingEvent ({_describe(elem, refs)}); skipped")
+        return None
+    ref_id = elem.get("RefId")
+    if ref_id is not None:
+        recent[ref_id] = event
+        if len(recent) > MAX_RECENT_EVENTS:
+            del recent[next(iter(recent))]
+    return event
+
+
+def _describe(elem: ET.Element, refs: Refs) -> str:
+    tag = _LOCAL.get(elem.tag, elem.tag)
+    if tag != "Obj":
+        return f"<{tag}>"
+    for child in elem:
+        if _LOCAL.get(child.tag) in ("TN", "TNRef"):
+            try:
+                names = refs.type_names(child)
+            except ValueError:
+                break
+            if names:
+                return names[0]
+    return "an object without type names"
