@@ -546,29 +546,37 @@ def _finish(kw: dict[str, Any], extra: dict[str, str] | None, computer: str, ori
 #   <Obj RefId="0"><TN RefId="0"><T>…</T>…</TN><ToString>…</ToString><Props>
 #     <S N="ClientIp">…</S> <Nil N="Reference" /> <Obj N="Recipients" RefId="1"><TNRef …/>
 #     <LST><S>…</S></LST></Obj> …</Props><MS>…</MS></Obj>
-# One findall over the <Props> and <MS> content yields a token per property, nested
-# objects included, and the lengths of the tokens must add up to the whole content, so
-# nothing is skipped unnoticed. Anything else returns None and the element walker decides.
+# One findall over the <Props> and <MS> content yields one token per property (a nested
+# object whole, or for a list of KeyValuePair objects: its opening, one token per pair, its
+# closing), and the lengths of the tokens must add up to the whole content, so nothing is
+# skipped unnoticed. Anything else returns None and the element walker decides.
 
 _TYPE_RE = r'(?:<TN RefId="\d+">(?:<T>[^<]*</T>)*</TN>|<TNRef RefId="\d+" ?/>)'
 _PRIM_RE = r'<\w+ N="[^"]*"(?: ?/>|>[^<]*</\w+>)'
-_KVP_OBJ_RE = (r'<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?"
-               r'<Props><S N="Key">([^<]*)</S><(\w+) N="Value"(?: ?/>|>([^<]*)</\3>)</Props>'
-               r"</Obj>")
 _HEAD = re.compile(r'<Obj RefId="\d+"><TN RefId="\d+">((?:<T>[^<]*</T>)+)</TN>'
                    r"(?:<ToString>[^<]*</ToString>)?<Props>")
 _TOKEN = re.compile(
-    r'(<(\w+) N="([^"]*)"(?: ?/>|>([^<]*)</\2>)'  # 1 whole, 2 tag, 3 name, 4 text
-    r'|<Obj N="([^"]*)" RefId="\d+">' + _TYPE_RE  # 5 object name
-    + r"(?:<ToString>([^<]*)</ToString>)?"  # 6 ToString
-    r"(?:(<LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"  # 7 list of strings
-    r"|(<LST>(?:" + re.sub(r"\((?!\?)", "(?:", _KVP_OBJ_RE).replace(r"</\3>", r"</\w+>")
-    + r"|<S>[^<]*</S>|<Nil ?/>)*</LST>)"  # 8 list of KeyValuePairs
-    r"|(?:<Props>(?:" + _PRIM_RE + r")*</Props>|<\w+>[^<]*</\w+>)?"  # enum, EnhancedTimeSpan
-    r")</Obj>)"
+    r"(?P<whole>"
+    # a primitive property
+    r'<(?P<tag>\w+) N="(?P<name>[^"]*)"(?: ?/>|>(?P<text>[^<]*)</(?P=tag)>)'
+    # an object property: a list of strings, an enum, an EnhancedTimeSpan, a display string
+    r'|<Obj N="(?P<obj>[^"]*)" RefId="\d+">' + _TYPE_RE
+    + r"(?:<ToString>(?P<tostring>[^<]*)</ToString>)?"
+    r"(?:(?P<items><LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"
+    r"|(?:<Props>(?:" + _PRIM_RE + r")*</Props>|<\w+>[^<]*</\w+>)?)</Obj>"
+    # an object property holding a list of objects opens ...
+    r'|<Obj N="(?P<open>[^"]*)" RefId="\d+">' + _TYPE_RE
+    + r"(?:<ToString>[^<]*</ToString>)?<LST>"
+    # ... its KeyValuePair objects, or its string items ...
+    r'|<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?"
+    r'<Props><S N="Key">(?P<key>[^<]*)</S>'
+    r'<(?P<vtag>\w+) N="Value"(?: ?/>|>(?P<vtext>[^<]*)</(?P=vtag)>)</Props></Obj>'
+    r"|<S>(?P<item>[^<]*)</S>|<(?:S|Nil) ?/>"
+    # ... and it closes
+    r"|</LST></Obj>"
+    r")"
 )
 _ITEM = re.compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
-_KVP_ITEM = re.compile(r"(" + _KVP_OBJ_RE + r"|<S>([^<]*)</S>|<Nil ?/>)")
 _ENTITY = re.compile(r"&([^;&<]*);")
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
@@ -597,42 +605,14 @@ def _scan_items(block: str) -> tuple[str, ...]:
     return tuple(decode_string(t if "&" not in t else _unescape(t)) for t in _ITEM.findall(block))
 
 
-def _scan_kvps(block: str, ctx: _Ctx) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    covered = 11  # <LST></LST>
-    for whole, key, vtag, vtext, stext in _KVP_ITEM.findall(block):
-        covered += len(whole)
-        if vtag:
-            if "&" in key:
-                key = _unescape(key)
-            if vtag == "S":
-                data[key if "_" not in key else decode_string(key)] = (
-                    vtext if "&" not in vtext and "_" not in vtext
-                    else decode_string(_unescape(vtext)))
-            else:
-                data[decode_string(key)] = _prim_value(vtag, _unescape(vtext), ctx)
-        elif whole[1] == "S":  # "[Key, Value]" text
-            pair = _kvp_from_text(decode_string(_unescape(stext)), ctx)
-            if pair is not None:
-                data[pair[0]] = pair[1]
-    if covered != len(block):
-        raise _Unsure("EventData item layout")
-    return data
-
-
-def _scan_object(kind: str, name: str, to_string: str, items: str, kvps: str,
-                 ctx: _Ctx) -> Any:
-    """A nested ``<Obj>`` property, by the kind of field it feeds."""
+def _scan_object(kind: str, name: str, to_string: str, items: str, ctx: _Ctx) -> Any:
+    """A nested ``<Obj>`` property that came as one token, by the kind of field it feeds."""
     if kind == "list":
         if items:
             return _scan_items(items)
-        if kvps:
-            raise _Unsure(f"{name}: objects in a list")
         text = decode_string(_unescape(to_string))
         return (text,) if text else ()
     if kind == "data":
-        if kvps:
-            return _scan_kvps(kvps, ctx)
         if items:
             data: dict[str, Any] = {}
             for text in _scan_items(items):
@@ -644,7 +624,7 @@ def _scan_object(kind: str, name: str, to_string: str, items: str, kvps: str,
     if kind == "str":
         if items:
             return join_list(_scan_items(items))
-        if to_string and not kvps:
+        if to_string:
             return decode_string(_unescape(to_string))
     raise _Unsure(f"{name}: an object for a {kind} field")
 
@@ -674,22 +654,42 @@ def _scan_event(text: str, origin: str, culture: str,
     extra: dict[str, str] | None = None
     computer = ""
     covered = 0
+    open_attr = ""  # the EventData-like field whose list of objects is open
+    pairs: dict[str, Any] = {}
     str_attrs = _STR_ATTRS
     props = _PROPS
     prim_by_kind = _PRIM_BY_KIND
     try:
-        for whole, tag, name, value, oname, to_string, items, kvps in _TOKEN.findall(
-            text, start, end
-        ):
+        for (whole, tag, name, value, obj, to_string, items, open_name, key, vtag, vtext,
+             item) in _TOKEN.findall(text, start, end):
             covered += len(whole)
-            if tag == "S":
+            if tag == "S" and not open_attr:
                 attr = str_attrs.get(name)
                 if attr is not None:  # the common case, inline
                     if "&" in value:
                         value = _unescape(value)
                     kw[attr] = value if "_" not in value else decode_string(value)
                     continue
-            if tag:  # a primitive property
+            if vtag:  # a KeyValuePair of the open list
+                if not open_attr:
+                    raise _Unsure("a KeyValuePair outside a list")
+                if "&" in key:
+                    key = _unescape(key)
+                if vtag == "S" and "&" not in vtext and "_" not in vtext:
+                    pairs[key if "_" not in key else decode_string(key)] = vtext
+                else:
+                    pairs[decode_string(key)] = _prim_value(vtag, _unescape(vtext), ctx)
+            elif open_attr:
+                if whole == "</LST></Obj>":
+                    kw[open_attr] = pairs
+                    open_attr = ""
+                elif whole[1] == "S" and not tag:  # "[Key, Value]" text
+                    pair = _kvp_from_text(decode_string(_unescape(item)), ctx)
+                    if pair is not None:
+                        pairs[pair[0]] = pair[1]
+                elif whole[1] != "N" or tag:  # <Nil /> items are skipped, nothing else
+                    raise _Unsure("unexpected token in a list of objects")
+            elif tag:  # a primitive property
                 if "&" in value:
                     value = _unescape(value)
                 spec = props.get(name)
@@ -704,21 +704,28 @@ def _scan_event(text: str, origin: str, culture: str,
                     if extra is None:
                         extra = {}
                     extra[decode_string(name)] = _prim_text(tag, value)
-                continue
-            spec = props.get(oname)
-            if spec is not None:
-                kw[spec[0]] = _scan_object(spec[1], oname, to_string, items, kvps, ctx)
-            elif oname in _DERIVED_PROPS or oname in ("RunspaceId", "PSShowComputerName"):
-                pass
-            else:
-                as_text = _scan_object("str", oname, to_string, items, kvps, ctx)
-                if oname == "PSComputerName":
-                    computer = as_text
+            elif obj:
+                spec = props.get(obj)
+                if spec is not None:
+                    kw[spec[0]] = _scan_object(spec[1], obj, to_string, items, ctx)
+                elif obj in _DERIVED_PROPS or obj in ("RunspaceId", "PSShowComputerName"):
+                    pass
                 else:
-                    if extra is None:
-                        extra = {}
-                    extra[decode_string(oname)] = as_text
-        if covered != end - start - glue:
+                    as_text = _scan_object("str", obj, to_string, items, ctx)
+                    if obj == "PSComputerName":
+                        computer = as_text
+                    else:
+                        if extra is None:
+                            extra = {}
+                        extra[decode_string(obj)] = as_text
+            elif open_name:
+                spec = props.get(open_name)
+                if spec is None or spec[1] != "data":
+                    raise _Unsure(f"{open_name}: a list of objects")
+                open_attr, pairs = spec[0], {}
+            else:
+                raise _Unsure(f"{whole[:20]!r} outside a list")
+        if open_attr or covered != end - start - glue:
             return None
         return _finish(kw, extra, computer, origin, culture, tz)
     except (_Unsure, ValueError):
