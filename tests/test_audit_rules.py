@@ -129,17 +129,23 @@ def test_new_submitter_learns_first_then_flags_only_what_is_new() -> None:
     assert not run(events, history=FakeHistory(days=6, seen=known), rule="new-submitter")
     found = run(events, history=FakeHistory(days=7, seen=known), rule="new-submitter")
     assert [(f.client_ip, f.auth_method) for f in found] == [("10.7.7.7", "TLSAuthLogin")]
-    assert "first time in 7 recorded day(s)" in found[0].details
+    assert found[0].details == ("first time with TLSAuthLogin in 7 recorded day(s): client IP "
+                                "10.7.7.7 (1 message(s) today)")
     assert not run(events, config("new-submitter", allow_ips=["10.7.7.7"]),
                    history=FakeHistory(days=7, seen=known), rule="new-submitter")
     # A new connector is its own finding.
     known.discard(("connector", "EX01\\Client Frontend EX01", "TLSAuthLogin"))
-    found = run(events, history=FakeHistory(days=7, seen=known), rule="new-submitter")
-    assert {f.connector for f in found} == {"EX01\\Client Frontend EX01"}
-    assert len(found) == 2
+    [found] = run(events, history=FakeHistory(days=7, seen=known), rule="new-submitter")
+    assert found.details.endswith("client IP 10.7.7.7 (1 message(s) today) and connector "
+                                  "EX01\\Client Frontend EX01 (1 message(s) today)")
     assert len(run(events, config("new-submitter", allow_connectors=["Client Frontend EX01"],
                                   allow_ips=["10.7.7.7"]),
                    history=FakeHistory(days=7, seen=known), rule="new-submitter")) == 0
+    # Exchange's own hops are not submitters.
+    hop = [smtp(T, "0cI: ", ip="10.0.0.11")]
+    assert not run(hop, history=FakeHistory(days=7), rule="new-submitter")
+    assert run(hop, config("new-submitter", ignore_methods=[]), history=FakeHistory(days=7),
+               rule="new-submitter")
 
 
 def test_volume_spike() -> None:

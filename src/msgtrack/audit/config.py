@@ -73,6 +73,7 @@ RULE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "new-submitter": {
         "baseline_days": ("int", 7),
         "all_client_ips": ("bool", False),
+        "ignore_methods": ("names", ["MUTUALGSSAPI", "DirectTrustTLS"]),
         "allow_ips": ("nets", []),
         "allow_connectors": ("names", []),
     },
@@ -509,6 +510,8 @@ enabled = true
 severity = "medium"
 baseline_days = 7
 all_client_ips = false  # false: only client IPs inside internal_ranges
+# Exchange's own server-to-server hops (0c X-EXPS over TLS, 11 Edge DirectTrust).
+ignore_methods = ["MUTUALGSSAPI", "DirectTrustTLS"]
 allow_ips = []
 allow_connectors = []
 

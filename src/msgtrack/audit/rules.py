@@ -424,26 +424,35 @@ class NewSubmitter(Rule):
                            "no findings until then")
             return []
         known = ctx.history.seen_before(ctx.day)
-        out = []
+        ignored = {m.casefold() for m in s["ignore_methods"]}
+        # A client IP and its connector that are both new on the same first message are
+        # one finding, not two.
+        fresh: dict[tuple[str, str, str], list[tuple[str, str, int]]] = defaultdict(list)
         for key, count in ctx.facts.seen.items():
-            if key in known:
-                continue
             kind, value, method = key
-            first = ctx.facts.seen_first[key]
+            if key in known or method.casefold() in ignored:
+                continue
             if kind == "client_ip" and in_networks(value, s["allow_ips"]):
                 continue
             if kind == "connector" and connector_allowed(value, s["allow_connectors"]):
                 continue
-            label = "client IP" if kind == "client_ip" else "connector"
+            first = ctx.facts.seen_first[key]
+            fresh[(first.origin, format_log_timestamp(first.timestamp), method)].append(
+                (kind, value, count))
+        out = []
+        for (_, _, method), parts in fresh.items():
+            parts.sort()
+            first = ctx.facts.seen_first[(parts[0][0], parts[0][1], method)]
+            last = max(ctx.facts.seen_last[(k, v, method)] for k, v, _ in parts)
+            what = " and ".join(
+                f"{'client IP' if k == 'client_ip' else 'connector'} {v} ({n} message(s) "
+                "today)" for k, v, n in parts)
             out.append(Finding(
-                rule=self.name, severity=s.severity, time=first.timestamp,
-                last_time=ctx.facts.seen_last[key], count=count,
-                server=first.server_hostname,
-                client_ip=value if kind == "client_ip" else first.client_ip,
-                connector=value if kind == "connector" else first.connector_id,
-                auth_method=method, sender=first.sender,
-                details=f"{label} {value} submitted with {method} for the first time "
-                        f"in {len(earlier)} recorded day(s) ({count} message(s) today)",
+                rule=self.name, severity=s.severity, time=first.timestamp, last_time=last,
+                count=max(n for _, _, n in parts), server=first.server_hostname,
+                client_ip=first.client_ip, connector=first.connector_id, auth_method=method,
+                sender=first.sender,
+                details=f"first time with {method} in {len(earlier)} recorded day(s): {what}",
                 evidence=evidence_of(first), why=self.why, action=self.action))
         self.status = f"on: compared with {len(earlier)} recorded day(s)"
         return out
