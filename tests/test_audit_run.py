@@ -293,3 +293,54 @@ def test_crash_while_replacing_a_day_leaves_the_old_or_the_new_one(site, tmp_pat
     assert sorted(all_rows(cfg.output)) == sorted(
         expected(events, date(2026, 11, 25), date(2026, 11, 26)) + [key(late)])
     assert set(statuses(cfg.output).values()) == {"complete"}
+
+
+# --------------------------------------------------------------------------- ordering, history
+
+
+def test_spilled_sort_equals_the_in_memory_sort_and_drops_duplicates(tmp_path: Path) -> None:
+    import random
+    from dataclasses import replace
+
+    from msgtrack.audit.ordering import OrderStats, ordered_unique, sort_key
+
+    base = [event(at(date(2026, 11, 25), 10, i % 7, 0.5), server_hostname=f"EX0{i % 3}")
+            for i in range(50)]
+    evs = [replace(e, origin=f"/logs/a.LOG:{i + 1}") for i, e in enumerate(base)]
+    copies = [replace(e, origin=f"/copy/a.LOG:{i + 1}") for i, e in enumerate(base[:10])]
+    shuffled = evs + copies
+    random.Random(7).shuffle(shuffled)
+    stats = OrderStats()
+    got = list(ordered_unique(shuffled, stats, chunk=8, spill_dir=tmp_path))
+    assert (stats.spilled_chunks, stats.duplicates, stats.read) == (7, 10, 60)
+    # The same as sorting everything in memory and keeping the first of each dedupe key.
+    from msgtrack.audit.ordering import dedupe_key
+
+    seen: set[object] = set()
+    want = []
+    for e in sorted(shuffled, key=sort_key):
+        if (e.timestamp, dedupe_key(e)) not in seen:
+            seen.add((e.timestamp, dedupe_key(e)))
+            want.append(e.origin)
+    assert [e.origin for e in got] == want
+    assert sorted(e.log_id for e in got) == sorted(e.log_id for e in base)
+    assert list(tmp_path.iterdir()) == []  # spill files removed
+
+
+def test_volume_spike_uses_the_history_kept_in_sqlite(tmp_path: Path) -> None:
+    events = []
+    day = date(2026, 11, 10)
+    for n in range(8):
+        events += [smtp(f"{day + timedelta(days=n)}T09:00:{i:02d}.000Z", "04I: ",
+                        sender="intern@contoso.com") for i in range(2)]
+    events += [smtp(f"2026-11-18T10:{i // 60:02d}:{i % 60:02d}.000Z", "04I: ",
+                    sender="intern@contoso.com") for i in range(60)]
+    write_logs(tmp_path / "logs", events)
+    cfg = cfg_of(write_config(tmp_path / "audit.toml", backfill_days=8, extra=(
+        "\n[rules.volume-spike]\nmin_history_days = 7\nmin_count = 50\n")))
+    first = run_audit(cfg, now=now(date(2026, 11, 18)))
+    assert [d.findings for d in first.days] == [0] * 8
+    spike = run_audit(cfg, now=now(date(2026, 11, 19)))
+    text = (cfg.output / "2026-11-18" / "findings.csv").read_text(encoding="utf-8-sig")
+    assert spike.days[0].findings == 1 and "volume-spike" in text
+    assert "60 messages today; median 2 per day over the last 8 recorded day(s)" in text

@@ -54,7 +54,7 @@ def parse_cron(text: str) -> tuple[list[str], str]:
     parts = lines[0].split(None, 5)
     assert len(parts) == 6, lines[0]
     fields, command = parts[:5], parts[5]
-    for field, (lo, hi) in zip(fields, _RANGES):
+    for field, (lo, hi) in zip(fields, _RANGES, strict=True):
         assert _CRON_FIELD.match(field), field
         for number in re.findall(r"\d+", field.split("/")[0]):
             assert lo <= int(number) <= hi, field

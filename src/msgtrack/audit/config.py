@@ -291,6 +291,11 @@ def load_config(path: Path | str | None = None) -> AuditConfig:
                           hint="create one with 'msgtrack audit init --config FILE'") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    return check_text(path, text)
+
+
+def check_text(path: Path, text: str) -> AuditConfig:
+    """Parse config text as if it were the file at ``path``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

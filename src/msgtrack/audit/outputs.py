@@ -29,7 +29,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class DayFolder:
 
     @contextlib.contextmanager
     def open_text(self, name: str, *, gz: bool = False,
-                  encoding: str = "utf-8") -> Iterator[IO[str]]:
+                  encoding: str = "utf-8") -> Iterator[TextIO]:
         """A text file written as ``name.part`` then renamed; gzip without name or mtime."""
         part = self.path / f"{name}.part"
         raw = open(part, "wb")  # noqa: SIM115 - closed below

@@ -113,7 +113,7 @@ class DayResult:
     report: RunReport
     duplicates: int
     source: Mapping[str, Any]
-    display: Callable[[str], str] = staticmethod(lambda s: s)  # type: ignore[assignment]
+    display: Callable[[str], str] = str
 
     @property
     def complete(self) -> bool:
@@ -178,7 +178,7 @@ def dumps(data: Mapping[str, Any]) -> str:
 @dataclass
 class Table:
     headers: Sequence[str]
-    rows: list[Sequence[Any]]
+    rows: Sequence[Sequence[Any]]
 
 
 @dataclass

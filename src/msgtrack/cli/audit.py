@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,7 @@ app = typer.Typer(
     help="Nightly audits: checkpointed daily runs with findings, reports and exit codes "
          "(0 clean, 4 findings, 3 incomplete, 1 error).")
 
-ConfigPath = Annotated[Optional[Path], typer.Option(
+ConfigPath = Annotated[Path | None, typer.Option(
     "--config", "-c", envvar=audit_config.CONFIG_ENV,
     help="The audit config (default: <user config dir>/msgtrack/audit.toml).")]
 
@@ -28,14 +28,14 @@ ConfigPath = Annotated[Optional[Path], typer.Option(
 @app.command()
 def init(
     config: ConfigPath = None,
-    logs: Annotated[Optional[list[str]], typer.Option(
+    logs: Annotated[list[str] | None, typer.Option(
         "--logs", help="Log folder to audit (a share or a copy); repeatable.")] = None,
-    profile: Annotated[Optional[str], typer.Option(
+    profile: Annotated[str | None, typer.Option(
         "--profile", help="Remote profile to audit instead of log folders.")] = None,
     zone: Annotated[str, typer.Option(help="IANA time zone that defines a day.")] = "UTC",
     output: Annotated[str, typer.Option(help="Output folder (relative to the config).")]
     = "audit-out",
-    domain: Annotated[Optional[list[str]], typer.Option(
+    domain: Annotated[list[str] | None, typer.Option(
         "--domain", help="Accepted domain (internal mail); repeatable.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
@@ -45,7 +45,7 @@ def init(
         raise UsageError(f"{path} exists; pass --force to overwrite it")
     text = audit_config.render_template(config_name=str(path), zone=zone, output=output,
                                         logs=logs, profile=profile, accepted_domains=domain)
-    audit_config.parse_config(path, audit_config.tomllib.loads(text))  # never write a bad one
+    audit_config.check_text(path, text)  # never write a file that does not load
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     typer.echo(f"wrote {path}; edit it, then run: msgtrack audit run --config {path}")
@@ -54,7 +54,7 @@ def init(
 @app.command()
 def run(
     config: ConfigPath = None,
-    day: Annotated[Optional[str], typer.Option(
+    day: Annotated[str | None, typer.Option(
         "--day", help="Re-run one day (YYYY-MM-DD) instead of the days that are due.")] = None,
 ) -> None:
     """Audit every complete day after the checkpoint (or one --day); exit 0/4/3/1."""
@@ -84,13 +84,13 @@ def schedule(
         "--task-scheduler", help="Print a Task Scheduler XML.")] = False,
     at: Annotated[str, typer.Option(help="Time of day, machine local time (HH:MM).")]
     = "02:30",
-    keytab: Annotated[Optional[str], typer.Option(
+    keytab: Annotated[str | None, typer.Option(
         help="Kerberos keytab (default: msgtrack.keytab next to the config).")] = None,
-    principal: Annotated[Optional[str], typer.Option(
+    principal: Annotated[str | None, typer.Option(
         help="With --systemd: run 'kinit -k -t KEYTAB PRINCIPAL' before each run.")] = None,
-    env_file: Annotated[Optional[Path], typer.Option(
+    env_file: Annotated[Path | None, typer.Option(
         help="Environment file (default: audit.env next to the config).")] = None,
-    exe: Annotated[Optional[str], typer.Option(help="The msgtrack command to run.")] = None,
+    exe: Annotated[str | None, typer.Option(help="The msgtrack command to run.")] = None,
     run_as: Annotated[str, typer.Option(help="Task Scheduler account.")]
     = "CONTOSO\\svc-msgtrack",
     install: Annotated[bool, typer.Option(
