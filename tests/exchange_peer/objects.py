@@ -114,6 +114,7 @@ CULTURES: dict[str, Culture] = {
     "en-US": Culture("en-US", "M/d/yyyy", "h:mm:ss tt"),
     "en-GB": Culture("en-GB", "dd/MM/yyyy", "HH:mm:ss"),
     "de-DE": Culture("de-DE", "dd.MM.yyyy", "HH:mm:ss", decimal_sep=","),
+    "fr-FR": Culture("fr-FR", "dd/MM/yyyy", "HH:mm:ss", decimal_sep=","),
 }
 
 

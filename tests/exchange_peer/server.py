@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 
 _DROP = object()  #: answer: close the connection without a response
 _TEXT_500 = object()  #: answer: HTTP 500 with a non-XML body
+#: HTTP.sys's page for a path nothing listens on (not well-formed XML, as on Windows).
+_NOT_FOUND_PAGE = (
+    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN""http://www.w3.org/TR/html4/strict.dtd">'
+    b'\r\n<HTML><HEAD><TITLE>Not Found</TITLE>\r\n<META HTTP-EQUIV="Content-Type" '
+    b'Content="text/html; charset=us-ascii"></HEAD>\r\n<BODY><h2>Not Found</h2>\r\n<hr><p>'
+    b"HTTP Error 404. The requested resource is not found.</p>\r\n</BODY></HTML>\r\n")
 
 
 # --------------------------------------------------------------------------- counters
@@ -82,6 +88,10 @@ class PeerStats:
     shells_open: int = 0
     max_shells_open: int = 0
     commands: list[CommandRecord] = field(default_factory=list)
+    #: WSMan faults sent, by code (2150858793 = OperationTimeout on an idle Receive)
+    faults: Counter[int] = field(default_factory=Counter)
+    #: requests whose body was WinRM-encrypted (multipart/encrypted)
+    encrypted_requests: int = 0
 
     @property
     def calls(self) -> list[CommandCall]:
@@ -192,7 +202,7 @@ class ExchangePeer:
         self.config = config or PeerConfig()
         self.stats = PeerStats()
         self.shells: dict[str, Shell] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._shutdown = threading.Event()
         self._workers: list[threading.Thread] = []
         self._httpd: _HTTPServer | None = None
@@ -285,8 +295,7 @@ class ExchangePeer:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         if h._path() != "/powershell":
-            h.reply(404, b"<html><body>404 - File or directory not found.</body></html>",
-                    "text/html")
+            h.reply(404, _NOT_FOUND_PAGE, "text/html; charset=us-ascii")
             return
         extra_headers = self._authenticate(h)
         if extra_headers is None:
@@ -297,6 +306,8 @@ class ExchangePeer:
         protocol = encrypted_protocol(h.headers.get("Content-Type", ""))
         try:
             if protocol is not None:
+                with self._lock:
+                    self.stats.encrypted_requests += 1
                 if h.conn_auth is None or not h.conn_auth.complete:
                     raise ValueError("encrypted body without a security context")
                 soap = h.conn_auth.unwrap(body)
@@ -312,8 +323,8 @@ class ExchangePeer:
             h.drop()
             return
         if answer is _TEXT_500:
-            h.reply(500, b"<html><body>500 - Internal server error.</body></html>",
-                    "text/html", extra_headers)
+            h.reply(500, b"The page cannot be displayed because an internal server error has "
+                    b"occurred.", "text/html", extra_headers)
             return
         assert isinstance(answer, bytes)
         if protocol is not None:
@@ -367,8 +378,8 @@ class ExchangePeer:
         with self._lock:
             self.stats.requests[req.action] += 1
         if req.resource_uri.casefold() != wsman.EXCHANGE_RESOURCE.casefold():
-            return 500, wsman.fault(
-                req.message_id, RESOURCE_NOT_FOUND,
+            return 500, self._fault(
+                req, RESOURCE_NOT_FOUND,
                 f"The WS-Management service cannot process the request. The resource URI "
                 f"({req.resource_uri}) was not found in the WS-Management catalog. The catalog "
                 "contains the metadata that describes resources, or logical endpoints.",
@@ -379,7 +390,7 @@ class ExchangePeer:
             if fault.kind == "wsman-fault":
                 message = fault.message or MESSAGES.get(fault.code, "").format(
                     limit=self.config.max_shells or 5, shell=req.shell_id or "")
-                return 500, wsman.fault(req.message_id, fault.code, message or None)
+                return 500, self._fault(req, fault.code, message or None)
             if fault.kind == "http-500-text":
                 return 500, _TEXT_500
             if fault.kind == "drop-connection":
@@ -395,7 +406,7 @@ class ExchangePeer:
             "Receive": self._receive, "Signal": self._signal, "Delete": self._delete,
         }.get(req.action)
         if action is None:
-            return 500, wsman.fault(req.message_id, ACTION_NOT_SUPPORTED,
+            return 500, self._fault(req, ACTION_NOT_SUPPORTED,
                                     f"The action {req.action} is not supported.",
                                     subcode="ActionNotSupported")
         if req.action == "Create":
@@ -406,8 +417,14 @@ class ExchangePeer:
         shell.touch()
         return action(req, shell)
 
+    def _fault(self, req: wsman.Request, code: int, message: str | None = None, *,
+               subcode: str = "InternalError") -> bytes:
+        with self._lock:
+            self.stats.faults[code] += 1
+        return wsman.fault(req.message_id, code, message, subcode=subcode)
+
     def _shell_not_found(self, req: wsman.Request) -> bytes:
-        return wsman.fault(req.message_id, SHELL_NOT_FOUND,
+        return self._fault(req, SHELL_NOT_FOUND,
                            MESSAGES[SHELL_NOT_FOUND].format(shell=req.shell_id or ""),
                            subcode="InvalidSelectors")
 
@@ -431,12 +448,12 @@ class ExchangePeer:
         cfg = self.config
         with self._lock:
             if cfg.max_shells is not None and len(self.shells) >= cfg.max_shells:
-                return 500, wsman.fault(req.message_id, QUOTA_MAX_SHELLS,
+                return 500, self._fault(req, QUOTA_MAX_SHELLS,
                                         MESSAGES[QUOTA_MAX_SHELLS].format(limit=cfg.max_shells))
         el = req.find("rsp:Shell")
         creation = el.find("ps:creationXml", wsman.NS) if el is not None else None
         if el is None or creation is None or not creation.text:
-            return 500, wsman.fault(req.message_id, 2150858882,
+            return 500, self._fault(req, 2150858882,
                                     "The creationXml of the shell is missing.",
                                     subcode="SchemaValidationError")
         shell_id = (el.get("ShellId") or str(uuid.uuid4())).upper()
@@ -453,11 +470,11 @@ class ExchangePeer:
     def _command(self, req: wsman.Request, shell: Shell) -> tuple[int, object]:
         limit = self.config.max_commands_per_shell
         if limit is not None and shell.commands_started >= limit:
-            return 500, wsman.fault(req.message_id, QUOTA_MAX_OPERATIONS)
+            return 500, self._fault(req, QUOTA_MAX_OPERATIONS)
         line = req.find("rsp:CommandLine")
         args = line.find("rsp:Arguments", wsman.NS) if line is not None else None
         if line is None or args is None:
-            return 500, wsman.fault(req.message_id, 2150858882, "The command is missing.",
+            return 500, self._fault(req, 2150858882, "The command is missing.",
                                     subcode="SchemaValidationError")
         command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
         pid = uuid.UUID(command_id)
@@ -527,7 +544,7 @@ class ExchangePeer:
                 shell.cond.notify_all()
             return 0, _DROP
         if not chunks and not done:
-            return 500, wsman.fault(req.message_id, OPERATION_TIMED_OUT, subcode="TimedOut")
+            return 500, self._fault(req, OPERATION_TIMED_OUT, subcode="TimedOut")
         return 200, wsman.receive_response(req, cid.upper() if cid else None, chunks, done)
 
     def _signal(self, req: wsman.Request, shell: Shell) -> tuple[int, object]:
