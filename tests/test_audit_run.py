@@ -137,7 +137,7 @@ def test_rerun_of_a_day_is_byte_identical(site, tmp_path: Path) -> None:
     folder = cfg.output / "2026-11-24"
     before = snapshot(folder)
     assert set(before) == FILES - {"events.csv"} | {"events.csv.gz"}
-    assert before["events.csv.gz"][4:8] == b"\0\0\0\0"  # gzip mtime 0
+    assert before["events.csv.gz"][3:8] == b"\0\0\0\0\0"  # gzip: no file name, mtime 0
     run_audit(cfg, now=now(date(2026, 11, 28)))  # later days recorded meanwhile
     again = run_audit(cfg, day=date(2026, 11, 24), now=now(date(2026, 11, 28)))
     assert [d.day for d in again.days] == [date(2026, 11, 24)]
@@ -207,6 +207,16 @@ def test_incomplete_day_exits_3_and_is_retried(site, tmp_path: Path) -> None:
                                                        (date(2026, 11, 26), "complete")]
     assert sorted(all_rows(cfg.output)) == expected(events, date(2026, 11, 25),
                                                     date(2026, 11, 26))
+
+
+def test_an_empty_or_missing_log_folder_makes_the_day_incomplete(site, tmp_path: Path) -> None:
+    (tmp_path / "unmounted").mkdir()
+    cfg = cfg_of(write_config(tmp_path / "audit.toml", ["logs", "unmounted", "gone"]))
+    result = run_audit(cfg, now=now(date(2026, 11, 26)))
+    assert result.exit_code == ExitCode.INCOMPLETE
+    summary = (cfg.output / "2026-11-25" / "summary.json").read_text()
+    assert '"where": "unmounted"' in summary and "is the share mounted?" in summary
+    assert '"kind": "bad-file",\n        "where": "gone"' in summary
 
 
 def test_retention_prunes_old_day_folders(site, tmp_path: Path) -> None:

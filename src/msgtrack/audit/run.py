@@ -179,7 +179,8 @@ class _Runner:
 
     def display(self, text: str) -> str:
         for resolved, shown in self._display:
-            if text.startswith(resolved):
+            if text.startswith(resolved) and text[len(resolved):len(resolved) + 1] in (
+                    "", os.sep, "/", ":"):
                 return shown + text[len(resolved):]
         return text
 
@@ -302,7 +303,15 @@ def log_files(config: AuditConfig, start: datetime, end: datetime, report: RunRe
 
     chosen: list[str] = []
     oldest: dict[str, datetime] = {}
-    for path in expand_paths([f.path for f in config.source.logs], report):
+    found: list[str] = []
+    for source in config.source.logs:
+        files = list(expand_paths([source.path], report))
+        if not files and os.path.exists(source.path):
+            # An empty folder is most often a share that is not mounted: never "clean".
+            report.problem("source", source.display, "no message tracking logs "
+                           "(MSGTRK*.LOG) here: is the share mounted?")
+        found += files
+    for path in found:
         name = os.path.basename(path)
         created = _name_time(name)
         folder = os.path.dirname(path)
