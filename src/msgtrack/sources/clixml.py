@@ -851,12 +851,12 @@ def read_clixml(
     """Stream the MessageTrackingEvents of an Export-Clixml file (UTF-16 with BOM from
     Windows PowerShell, UTF-8 from PowerShell 7), with flat memory.
 
-    Parsed by defusedxml with DTDs, entities and external references forbidden: such a
-    file raises :class:`InputError` before anything is expanded. A file cut short yields
-    the events before the break, then reports a ``bad-file`` problem. Objects of other
-    types, or events that do not convert, are each reported as a ``bad-line`` problem at
-    ``path#N`` (the N-th object of the file) and skipped. Counts ``events``.
-    ``event.origin`` is ``path#N``.
+    Parsed by defusedxml with DTDs, entity declarations and external references
+    forbidden: such a file raises :class:`InputError` before anything is expanded. A file
+    cut short yields the events before the break, then reports a ``bad-file`` problem.
+    Objects of other types, or events that do not convert, are each reported as a
+    ``bad-line`` problem at ``path:line`` (where the object starts) and skipped. Counts
+    ``events``; ``event.origin`` is ``path:line``.
     """
     where = os.fspath(path)
     culture_parser(culture)
@@ -864,60 +864,107 @@ def read_clixml(
         source = open(path, "rb")  # noqa: SIM115 - closed in the finally below
     except OSError as err:
         raise InputError(f"cannot read: {err.strerror or err}", path=where) from None
+    target = _TopLevel()
+    parser = DET.DefusedXMLParser(target=target, forbid_dtd=True, forbid_entities=True,
+                                  forbid_external=True)
+    target.expat = parser.parser
     refs = Refs()
     recent: dict[str, TrackingEvent] = {}
-    depth = 0
-    index = 0
-    root: ET.Element | None = None
+    count = 0
     try:
-        for kind, elem in DET.iterparse(source, events=("start", "end"), forbid_dtd=True,
-                                        forbid_entities=True, forbid_external=True):
-            if kind == "start":
-                depth += 1
-                if depth == 1:
-                    root = elem
-                    if _LOCAL.get(elem.tag) != "Objs":
-                        report.problem("bad-file", where,
-                                       f"not an Export-Clixml file (root element <{elem.tag}>)")
-                        return
-                continue
-            depth -= 1
-            if depth != 1:
-                continue
-            index += 1
-            event = _file_object(elem, refs, recent, report, where, index, culture, tz)
-            if event is not None:
-                report.count("events")
-                yield event
-            elem.clear()
-            del root[:]  # type: ignore[union-attr]  # set by the first "start" event
+        while True:
+            chunk = source.read(64 * 1024)
+            error: ET.ParseError | None = None
+            try:
+                if chunk:
+                    parser.feed(chunk)
+                else:
+                    parser.close()
+            except ET.ParseError as err:
+                error = err  # the objects finished before it still count
+            except defusedxml.DefusedXmlException as err:
+                raise InputError(
+                    "refused: the file declares a DTD/entities (possible entity-expansion "
+                    "attack)", path=where, hint=f"defusedxml: {type(err).__name__}",
+                ) from None
+            except _NotAnExport as err:
+                report.problem("bad-file", where, str(err))
+                return
+            for elem, line in target.done:
+                count += 1
+                event = _file_object(elem, refs, recent, report, f"{where}:{line}", culture, tz)
+                if event is not None:
+                    report.count("events")
+                    yield event
+                elem.clear()
+            if target.done:
+                del target.root[: len(target.done)]  # type: ignore[union-attr]
+                target.done.clear()
             if len(refs.objs) > MAX_FILE_REFS:
                 for key in list(refs.objs)[: MAX_FILE_REFS // 2]:
                     del refs.objs[key]
-    except defusedxml.DefusedXmlException as err:
-        raise InputError(
-            "refused: the file declares a DTD/entities (possible entity-expansion attack)",
-            path=where, hint=f"defusedxml: {type(err).__name__}",
-        ) from None
-    except ET.ParseError as err:
-        line, column = getattr(err, "position", (0, 0))
-        message = str(err).split(":", 1)[0]
-        if root is None and line <= 1 and column == 0:
-            report.problem("bad-file", where, "empty file, not an Export-Clixml file")
-        elif getattr(err, "code", None) in _TRUNCATION_CODES:
-            report.problem("bad-file", where, f"truncated XML at line {line}: {message} "
-                           f"(after {index} objects)")
-        else:
-            report.problem("bad-file", where, f"malformed XML at line {line}: {message} "
-                           f"(after {index} objects)")
+            if error is not None:
+                report.problem("bad-file", where, _parse_problem(error, target, count))
+                return
+            if not chunk:
+                return
     finally:
         source.close()
 
 
+class _NotAnExport(Exception):
+    pass
+
+
+class _TopLevel:
+    """Parser target: the C TreeBuilder builds the elements, and each finished child of the
+    root is queued with the line its start tag is on."""
+
+    def __init__(self) -> None:
+        self.builder = ET.TreeBuilder()
+        self.expat: Any = None  # the parser's expat object, for line numbers
+        self.depth = 0
+        self.line = 0
+        self.root: ET.Element | None = None
+        self.done: list[tuple[ET.Element, int]] = []
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        self.depth += 1
+        if self.depth == 2:
+            self.line = self.expat.CurrentLineNumber
+        elem = self.builder.start(tag, attrs)
+        if self.depth == 1:
+            if _LOCAL.get(tag) != "Objs":
+                raise _NotAnExport(f"not an Export-Clixml file (root element <{tag}>)")
+            self.root = elem
+        return elem
+
+    def end(self, tag: str) -> ET.Element:
+        elem = self.builder.end(tag)
+        self.depth -= 1
+        if self.depth == 1:
+            self.done.append((elem, self.line))
+        return elem
+
+    def data(self, text: str) -> None:
+        self.builder.data(text)
+
+    def close(self) -> ET.Element:
+        return self.builder.close()
+
+
+def _parse_problem(err: ET.ParseError, target: _TopLevel, count: int) -> str:
+    line, _column = getattr(err, "position", (0, 0))
+    message = str(err).split(":", 1)[0]
+    if target.root is None and getattr(err, "code", None) == 3:  # no element found
+        return "empty file, not an Export-Clixml file"
+    kind = "truncated" if getattr(err, "code", None) in _TRUNCATION_CODES else "malformed"
+    return f"{kind} XML at line {line}: {message} (after {count} objects)"
+
+
 def _file_object(elem: ET.Element, refs: Refs, recent: dict[str, TrackingEvent],
-                 report: RunReport, where: str, index: int, culture: str,
+                 report: RunReport, here: str, culture: str,
                  tz: str | tzinfo | None) -> TrackingEvent | None:
-    here = f"{where}#{index}"
     if _LOCAL.get(elem.tag, elem.tag) == "Ref":  # the same event exported twice
         found = recent.get(elem.get("RefId") or "")
         if found is None:
