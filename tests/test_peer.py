@@ -315,8 +315,10 @@ def test_stop_ends_a_running_pipeline_and_the_pool_stays_usable(exchange_peer):
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-MessageTrackingLog").add_parameter("ResultSize", "Unlimited")
         ps.begin_invoke()
-        ps.poll_invoke()
-        got = len(ps.output)
+        got = 0
+        while not got:
+            ps.poll_invoke()
+            got = len(ps.output)
         ps.stop()
         assert ps.state == PSInvocationState.STOPPED
         ps.close()

@@ -75,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     password = os.environ.get(PASSWORD_ENV)
@@ -104,8 +106,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.host} --port {peer.port} --auth {'basic' if args.auth == 'none' else args.auth}"
           f" -u '{user}' {' '.join(tls)} --all-servers".replace("  ", " "), file=sys.stderr)
     print("exchange peer: Ctrl+C stops it", file=sys.stderr, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         while not done.wait(0.5):
             pass

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import socket
 import ssl
@@ -20,12 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psrpcore
+import psrpcore.types as pst
 import spnego.exceptions
 
 from . import wsman
 from .auth import NTLM_USERS, ConnectionAuth, check_basic, encrypted_protocol
 from .config import PeerConfig
-from .exchange import Runspace
+from .exchange import Runspace, error_record
 from .faults import (
     ACTION_NOT_SUPPORTED,
     MESSAGES,
@@ -92,6 +94,8 @@ class PeerStats:
     faults: Counter[int] = field(default_factory=Counter)
     #: requests whose body was WinRM-encrypted (multipart/encrypted)
     encrypted_requests: int = 0
+    #: the largest SOAP response (before encryption); Receive fits MaxEnvelopeSize
+    largest_response: int = 0
 
     @property
     def calls(self) -> list[CommandCall]:
@@ -110,6 +114,7 @@ class PeerStats:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: NTLM contexts live per connection
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -327,6 +332,8 @@ class ExchangePeer:
                     b"occurred.", "text/html", extra_headers)
             return
         assert isinstance(answer, bytes)
+        with self._lock:
+            self.stats.largest_response = max(self.stats.largest_response, len(answer))
         if protocol is not None:
             assert h.conn_auth is not None
             content_type, data = h.conn_auth.wrap(answer, protocol)
@@ -505,9 +512,13 @@ class ExchangePeer:
             try:
                 shell.run(run.pipe.start)
                 record.state = Runspace(self.config, Output(shell, run)).run(commands)
-            except Exception:  # a bug in the peer: end the pipeline rather than hang
+            except Exception as e:  # a bug in the peer: fail the pipeline rather than hang
                 log.exception("pipeline %s crashed", run.id)
                 record.state = "Crashed"
+                with contextlib.suppress(Exception):
+                    Output(shell, run).fail(error_record(
+                        f"exchange peer bug: {e!r}", "PeerCrashed",
+                        pst.ErrorCategory.NotSpecified, "System.InvalidOperationException"))
             finally:
                 with shell.cond:
                     run.finished = True
