@@ -97,6 +97,14 @@ def test_an_idle_shell_is_gone(exchange_peer):
     assert exchange_peer.stats.shells_open == 0
 
 
+@pytest.mark.exchange_peer(auth="basic", shell_idle_timeout=0.3)
+def test_is_alive_sees_the_idle_shell_go(exchange_peer):
+    with open_pool(exchange_peer) as pool:
+        assert pool.is_alive()
+        time.sleep(0.5)
+        assert not pool.is_alive()  # pypsrp marks the pool closed: no Delete follows
+
+
 @pytest.mark.exchange_peer(auth="ntlm", faults=[Fault.shell_not_found("Command")])
 def test_shell_not_found_on_demand(exchange_peer):
     with pytest.raises(WSManFaultError) as err:

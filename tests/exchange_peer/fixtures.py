@@ -21,6 +21,7 @@ still accepts connections.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
@@ -50,6 +51,9 @@ def build_config(tmp: Path, *, servers: list[ServerSpec | str] | None = None,
              for s in (servers or ["EX01"])]
     if tls:
         options["tls"] = make_tls(tmp / "tls")
+    if isinstance(options.get("faults"), (list, tuple)):
+        # Marker arguments live as long as the module: give each peer fresh counters.
+        options["faults"] = [dataclasses.replace(f) for f in options["faults"]]
     return PeerConfig(servers=specs, **options)
 
 

@@ -384,7 +384,10 @@ class ExchangePeer:
     def _dispatch(self, req: wsman.Request) -> tuple[int, object]:
         with self._lock:
             self.stats.requests[req.action] += 1
-        if req.resource_uri.casefold() != wsman.EXCHANGE_RESOURCE.casefold():
+        # pool.is_alive() sends Get on the generic shell resource.
+        resources = {wsman.EXCHANGE_RESOURCE.casefold()} | (
+            {wsman.SHELL_RESOURCE.casefold()} if req.action == "Get" else set())
+        if req.resource_uri.casefold() not in resources:
             return 500, self._fault(
                 req, RESOURCE_NOT_FOUND,
                 f"The WS-Management service cannot process the request. The resource URI "
@@ -411,6 +414,7 @@ class ExchangePeer:
         action = {
             "Create": self._create, "Command": self._command, "Send": self._send,
             "Receive": self._receive, "Signal": self._signal, "Delete": self._delete,
+            "Get": self._get,
         }.get(req.action)
         if action is None:
             return 500, self._fault(req, ACTION_NOT_SUPPORTED,
@@ -592,6 +596,18 @@ class ExchangePeer:
         with self._lock:
             self._workers.append(t)
         t.start()
+
+    def _get(self, req: wsman.Request, shell: Shell) -> tuple[int, object]:
+        idle = time.monotonic() - shell.last_used
+        return 200, wsman.response(req, (
+            f"<rsp:Shell><rsp:ShellId>{shell.id}</rsp:ShellId>"
+            f"<rsp:ResourceUri>{wsman.EXCHANGE_RESOURCE}</rsp:ResourceUri>"
+            f"<rsp:Owner>{self.config.domain}\\{self.config.username}</rsp:Owner>"
+            "<rsp:ClientIP>127.0.0.1</rsp:ClientIP><rsp:IdleTimeOut>PT900.000S</rsp:IdleTimeOut>"
+            "<rsp:InputStreams>stdin pr</rsp:InputStreams>"
+            "<rsp:OutputStreams>stdout</rsp:OutputStreams>"
+            f"<rsp:ShellInactivity>PT{idle:.3f}S</rsp:ShellInactivity>"
+            "<rsp:State>Connected</rsp:State></rsp:Shell>"))
 
     def _delete(self, req: wsman.Request, shell: Shell) -> tuple[int, object]:
         self._remove_shell(shell.id)

@@ -35,8 +35,11 @@ STATE_RUNNING = SHELL + "CommandState/Running"
 SIGNAL_TERMINATE = SHELL + "signal/Terminate"
 SIGNAL_CTRL_C = "powershell/signal/ctrl_c"
 
+SHELL_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
+
 ACTIONS = {
     TRANSFER + "Create": "Create",
+    TRANSFER + "Get": "Get",
     TRANSFER + "Delete": "Delete",
     SHELL + "Command": "Command",
     SHELL + "Send": "Send",
@@ -45,6 +48,7 @@ ACTIONS = {
 }
 _RESPONSE_ACTION = {
     "Create": TRANSFER + "CreateResponse",
+    "Get": TRANSFER + "GetResponse",
     "Delete": TRANSFER + "DeleteResponse",
     "Command": SHELL + "CommandResponse",
     "Send": SHELL + "SendResponse",
