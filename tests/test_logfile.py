@@ -461,6 +461,34 @@ def test_globs_expand_sorted_and_filter_names(tmp_path: Path) -> None:
     assert got == ["MSGTRKMD2026112709-2.log"]
 
 
+def test_a_glob_of_other_names_warns(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    report = RunReport()
+    pattern = str(tmp_path / "EX01" / "*.txt")
+    assert list(expand_paths([pattern], report)) == []
+    assert report.complete and report.counts["skipped-files"] == 1
+    assert report.warnings == [f"{pattern}: matches no message tracking log names (MSGTRK*.LOG)"]
+
+
+def test_an_unreadable_directory_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tree(tmp_path)
+    locked = tmp_path / "EX02"
+    real_walk = os.walk
+
+    def walk(top: str, onerror: Any = None) -> Iterator[tuple[str, list[str], list[str]]]:
+        for dirpath, dirnames, filenames in real_walk(top, onerror=onerror):
+            if Path(dirpath) == locked:  # as os.walk does when listing a directory fails
+                onerror(PermissionError(13, "Permission denied", str(locked)))
+                dirnames[:] = []
+                continue
+            yield dirpath, dirnames, filenames
+
+    monkeypatch.setattr(logfile.os, "walk", walk)
+    events, report = read([tmp_path])
+    assert len(events) == 2
+    assert problems(report) == [("bad-file", str(locked), "Permission denied")]
+
+
 def test_inputs_keep_their_order_and_files_are_read_once(tmp_path: Path) -> None:
     make_tree(tmp_path)
     second = tmp_path / "EX02"

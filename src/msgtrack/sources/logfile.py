@@ -37,7 +37,6 @@ import glob
 import logging
 import os
 import re
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import IO, Any
@@ -58,12 +57,13 @@ REQUIRED_COLUMNS = ("date-time", "event-id")
 _FIELD_SIZE_LIMIT = 64 * 1024 * 1024
 _GLOB_MAGIC = re.compile(r"[*?[]")
 _BOM = b"\xef\xbb\xbf"
-# The feeder replaces an unusable line by this one-field line, so the csv reader stays
-# in step with the file, and queues the reason; the slow path picks it up.
-_SENTINEL = "\x1amsgtrack-skipped-line"
-_SENTINEL_LINE = _SENTINEL + "\r\n"
-_SENTINEL_ROW = [_SENTINEL]
-_PARTIAL = "partial"
+# The feeder replaces an unusable line by a one-field line "<_SKIP><reason code>", so the
+# csv reader stays in step with the file and the reason travels with the line (even when
+# a broken quoted value on an earlier line swallows it).
+_SKIP = "\x1amsgtrack-skip:"
+_PARTIAL_LINE = _SKIP + "partial\r\n"
+_QUOTES_LINE = _SKIP + "quotes\r\n"
+_SKIP_REASONS = {"quotes": "broken quoting: odd number of '\"'"}
 
 Builder = Callable[[list[str], str], TrackingEvent]
 
@@ -90,9 +90,12 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], report: RunReport) -> 
         seen.add(key)
         return True
 
+    def unreadable(exc: OSError) -> None:
+        report.problem("bad-file", str(exc.filename), exc.strerror or str(exc))
+
     def walk(top: str) -> Iterator[str]:
         found = 0
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, dirnames, filenames in os.walk(top, onerror=unreadable):
             dirnames.sort()
             for name in sorted(filenames):
                 path = os.path.join(dirpath, name)
@@ -111,13 +114,18 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], report: RunReport) -> 
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
                 report.problem("bad-file", text, "no file matches this pattern")
+            skipped = 0
             for match in matches:
                 if os.path.isdir(match):
                     yield from walk(match)
                 elif not is_log_name(os.path.basename(match)):
-                    report.count("skipped-files")
+                    skipped += 1
                 elif once(match):
                     yield match
+            if skipped:
+                report.count("skipped-files", skipped)
+                if skipped == len(matches):
+                    report.warn(f"{text}: matches no message tracking log names (MSGTRK*.LOG)")
         elif os.path.isdir(text):
             yield from walk(text)
         elif os.path.exists(text):
@@ -310,28 +318,22 @@ class _FileReader:
         self.fh = fh
         self.name = name
         self.report = report
-        self.reasons: deque[str] = deque()
         self.schema: Schema | None = None
 
     def _feed(self) -> Iterator[str]:
-        """The file's lines as text, for csv; unusable lines become the sentinel."""
-        reasons = self.reasons
+        """The file's lines as text, for csv; unusable lines become a _SKIP line."""
         for raw in self.fh:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                if raw[-1:] != b"\n":
-                    reasons.append(_PARTIAL)
-                else:
-                    reasons.append(f"invalid UTF-8 at byte {exc.start + 1} of the line")
-                yield _SENTINEL_LINE
+                # A line cut at the end of the file may end inside a character.
+                yield _PARTIAL_LINE if raw[-1:] != b"\n" else f"{_SKIP}utf8:{exc.start + 1}\r\n"
                 continue
             # Exchange quotes every value holding '"' and doubles the inner ones, so a
             # sound line has an even number of quotes. An odd one would make csv run
             # on into the next lines and swallow them.
             if line[-1] != "\n" or line.count('"') & 1:
-                reasons.append(_PARTIAL if line[-1] != "\n" else "broken quoting: odd number of '\"'")
-                yield _SENTINEL_LINE
+                yield _PARTIAL_LINE if line[-1] != "\n" else _QUOTES_LINE
                 continue
             yield line
 
@@ -386,12 +388,14 @@ class _FileReader:
 
     def _slow_row(self, row: list[str], first: int, last: int) -> bool:
         """Everything but a good data line. Returns True when the schema changed."""
-        if row == _SENTINEL_ROW:
-            reason = self.reasons.popleft()
-            if reason == _PARTIAL:
+        if len(row) == 1 and row[0].startswith(_SKIP):
+            code = row[0][len(_SKIP) :]
+            if code == "partial":
                 self.report.count("partial-lines")
+            elif code.startswith("utf8:"):
+                self._bad_line(first, f"invalid UTF-8 at byte {code[5:]} of the line")
             else:
-                self._bad_line(first, reason)
+                self._bad_line(first, _SKIP_REASONS[code])
             return False
         if first != last:
             self._bad_line(first, "broken quoting: a quoted value runs on" + _through(first, last))
