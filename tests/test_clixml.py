@@ -22,7 +22,7 @@ from pypsrp.serializer import Serializer
 from pypsrp.wsman import WSMan
 
 from msgtrack.decode import decode_custom_data
-from msgtrack.errors import InputError, MsgtrackError
+from msgtrack.errors import InputError, MsgtrackError, UsageError
 from msgtrack.events import TrackingEvent
 from msgtrack.report import RunReport
 from msgtrack.sources import clixml
@@ -301,6 +301,13 @@ def test_both_type_name_forms_are_recognised(tn):
     assert both(doc('<S N="Sender">a@x</S>', tn=tn)).sender == "a@x"
 
 
+def test_select_object_output_is_recognised_by_the_walker():
+    tn = (f'<TN RefId="0"><T>Selected.{MTE}</T><T>System.Management.Automation.PSCustomObject'
+          "</T><T>System.Object</T></TN>")
+    ev = both(doc('<S N="Sender">a@x</S>', tn=tn), scanned=False)
+    assert (ev.sender, ev.event_id) == ("a@x", "")
+
+
 def test_doubled_deserialized_prefix_goes_to_the_walker():
     tn = f'<TN RefId="0"><T>Deserialized.Deserialized.{MTE}</T></TN>'
     assert both(doc("", tn=tn), scanned=False).timestamp == STAMP_UTC
@@ -379,11 +386,15 @@ def test_message_info_across_a_dst_change_needs_the_server_zone():
     assert both(text).message_info == "2026-03-08T05:59:00.000Z"
 
 
-def test_culture_parser_rejects_unknown_cultures():
+def test_culture_parser_rejects_unknown_cultures(tmp_path):
     with pytest.raises(ValueError, match="unknown culture"):
         culture_parser("xx-XX")
-    with pytest.raises(ValueError, match="unknown culture"):
+    with pytest.raises(UsageError, match="unknown culture 'xx-XX': use one of de-CH, "):
         FastSerializer(culture="xx-XX")
+    with pytest.raises(UsageError, match="Mars/Olympus"):
+        FastSerializer(tz="Mars/Olympus")
+    with pytest.raises(UsageError, match="unknown culture"):
+        next(read_clixml(tmp_path / "any.clixml", RunReport(), culture="xx-XX"))
     assert culture_parser("en-US")("11/27/2026 9:15:05\u202fAM") == datetime(2026, 11, 27, 9, 15, 5)
 
 
@@ -603,6 +614,7 @@ def test_read_clixml_refuses_dtds_and_entities(name):
                                          r"\(possible entity-expansion attack\)") as err:
         list(read_clixml(DATA / name, report))
     assert err.value.path == str(DATA / name)
+    assert "Export-Clixml never writes a DTD" in (err.value.hint or "")
     assert report.counts["events"] == 0
 
 

@@ -51,7 +51,7 @@ import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
 from pypsrp.serializer import Serializer
 
 from msgtrack.decode import encode_custom_data, join_list
-from msgtrack.errors import InputError, MsgtrackError
+from msgtrack.errors import InputError, MsgtrackError, UsageError
 from msgtrack.events import FIELD_BY_PROP, TrackingEvent
 from msgtrack.report import RunReport
 from msgtrack.sources._clixml_values import (
@@ -72,6 +72,7 @@ __all__ = [
     "convert_event",
     "convert_text",
     "install_fast_serializer",
+    "check_settings",
     "is_event_type",
     "read_clixml",
 ]
@@ -134,14 +135,26 @@ class Refs:
 
 
 def is_event_type(names: tuple[str, ...] | list[str]) -> bool:
-    """True if a TN list names a MessageTrackingEvent (``Deserialized.`` prefixes allowed)."""
+    """True if a TN list names a MessageTrackingEvent, with or without ``Deserialized.``
+    (and ``Selected.``, which Select-Object output carries: its missing properties stay
+    empty)."""
     for name in names:
         if name.endswith(EVENT_TYPE):
-            while name.startswith("Deserialized."):
-                name = name[13:]
+            while name.startswith(("Deserialized.", "Selected.")):
+                name = name.split(".", 1)[1]
             if name == EVENT_TYPE:
                 return True
     return False
+
+
+def check_settings(culture: str, tz: str | tzinfo | None) -> None:
+    """Raise :class:`UsageError` for a culture or time zone the converter cannot use."""
+    try:
+        culture_parser(culture)
+        if isinstance(tz, str):
+            _zone(tz)
+    except (ValueError, KeyError) as err:  # ZoneInfoNotFoundError is a KeyError
+        raise UsageError(str(err).strip("'\"")) from None
 
 
 class _Ctx:
@@ -577,6 +590,8 @@ _TOKEN = re.compile(
     r")"
 )
 _ITEM = re.compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
+_PLAIN_T = f"<T>{EVENT_TYPE}</T>"
+_DESERIALIZED_T = f"<T>Deserialized.{EVENT_TYPE}</T>"
 _ENTITY = re.compile(r"&([^;&<]*);")
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
@@ -636,8 +651,8 @@ def _scan_event(text: str, origin: str, culture: str,
     if head is None:
         return None
     names = head.group(1)
-    if f"<T>{EVENT_TYPE}</T>" not in names and f"<T>Deserialized.{EVENT_TYPE}</T>" not in names:
-        return None
+    if _PLAIN_T not in names and _DESERIALIZED_T not in names:
+        return None  # not an event, or an unusual type name: the walker decides
     start = head.end()
     props_end = text.rfind("</Props>")
     # One findall runs over <Props> and <MS> alike; the glue between them is not a token.
@@ -773,9 +788,7 @@ class FastSerializer(Serializer):
     def __init__(self, *, origin: str = "", culture: str = "en-US",
                  tz: str | tzinfo | None = None) -> None:
         super().__init__()
-        culture_parser(culture)  # fail now on a bad culture, not on the first event
-        if isinstance(tz, str):
-            _zone(tz)
+        check_settings(culture, tz)  # fail now, not on the first event
         self.origin = origin
         self.culture = culture
         self.tz = tz
@@ -859,7 +872,7 @@ def read_clixml(
     ``events``; ``event.origin`` is ``path:line``.
     """
     where = os.fspath(path)
-    culture_parser(culture)
+    check_settings(culture, tz)
     try:
         source = open(path, "rb")  # noqa: SIM115 - closed in the finally below
     except OSError as err:
@@ -883,9 +896,12 @@ def read_clixml(
             except ET.ParseError as err:
                 error = err  # the objects finished before it still count
             except defusedxml.DefusedXmlException as err:
+                log.debug("%s: %r", where, err)
                 raise InputError(
                     "refused: the file declares a DTD/entities (possible entity-expansion "
-                    "attack)", path=where, hint=f"defusedxml: {type(err).__name__}",
+                    "attack)", path=where,
+                    hint="Export-Clixml never writes a DTD; export the events again on the "
+                         "server (Get-MessageTrackingLog ... | Export-Clixml FILE)",
                 ) from None
             except _NotAnExport as err:
                 report.problem("bad-file", where, str(err))
