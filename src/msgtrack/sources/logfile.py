@@ -143,15 +143,7 @@ def read_logs(paths: Iterable[str | os.PathLike[str]], report: RunReport) -> Ite
 
 def read_log_file(path: str | os.PathLike[str], report: RunReport) -> Iterator[TrackingEvent]:
     """Events of one file, whatever its name; problems go to ``report``."""
-    name = os.fspath(path)
-    try:
-        fh = open(name, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError as exc:
-        report.problem("bad-file", name, exc.strerror or str(exc))
-        return
-    with fh:
-        report.count("files")
-        yield from _FileReader(fh, name, report).events()
+    return _FileReader(os.fspath(path), report).events()
 
 
 # --------------------------------------------------------------------------- schemas
@@ -314,15 +306,15 @@ class _StopFile(Exception):
 
 
 class _FileReader:
-    def __init__(self, fh: IO[bytes], name: str, report: RunReport) -> None:
-        self.fh = fh
+    def __init__(self, name: str, report: RunReport) -> None:
         self.name = name
         self.report = report
         self.schema: Schema | None = None
 
-    def _feed(self) -> Iterator[str]:
+    @staticmethod
+    def _feed(fh: IO[bytes]) -> Iterator[str]:
         """The file's lines as text, for csv; unusable lines become a _SKIP line."""
-        for raw in self.fh:
+        for raw in fh:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -338,50 +330,57 @@ class _FileReader:
             yield line
 
     def events(self) -> Iterator[TrackingEvent]:
-        fh, name, report = self.fh, self.name, self.report
-        if fh.read(3) != _BOM:
-            fh.seek(0)
-        first = fh.peek(1)[:1]  # type: ignore[attr-defined]
-        if first != b"#":
-            # Checked before reading lines, so a large binary file is not read whole.
-            reason = "empty file" if not first else "no '#' header at the start"
-            report.problem("bad-file", name, f"not a message tracking log: {reason}")
-            return
-        if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
-            csv.field_size_limit(_FIELD_SIZE_LIMIT)
-        reader = csv.reader(self._feed(), strict=True)
-        width, build = -1, None
-        prev = 0  # line number of the last line handled
-        events = 0
+        name, report = self.name, self.report
         try:
-            while True:
-                try:
-                    for row in reader:
-                        lineno = reader.line_num
-                        if lineno == prev + 1 and len(row) == width:
-                            prev = lineno
-                            try:
-                                event = build(row, f"{name}:{lineno}")  # type: ignore[misc]
-                            except (ValueError, OverflowError):
-                                self._bad_line(lineno, self.schema.diagnose(row))  # type: ignore[union-attr]
+            fh = open(name, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            report.problem("bad-file", name, exc.strerror or str(exc))
+            return
+        with fh:
+            report.count("files")
+            if fh.read(3) != _BOM:
+                fh.seek(0)
+            first = fh.peek(1)[:1]
+            if first != b"#":
+                # Checked before reading lines, so a large binary file is not read whole.
+                reason = "empty file" if not first else "no '#' header at the start"
+                report.problem("bad-file", name, f"not a message tracking log: {reason}")
+                return
+            if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
+                csv.field_size_limit(_FIELD_SIZE_LIMIT)
+            reader = csv.reader(self._feed(fh), strict=True)
+            width, build = -1, None
+            prev = 0  # line number of the last line handled
+            events = 0
+            try:
+                while True:
+                    try:
+                        for row in reader:
+                            lineno = reader.line_num
+                            if lineno == prev + 1 and len(row) == width:
+                                prev = lineno
+                                try:
+                                    event = build(row, f"{name}:{lineno}")  # type: ignore[misc]
+                                except (ValueError, OverflowError):
+                                    self._bad_line(lineno, self.schema.diagnose(row))  # type: ignore[union-attr]
+                                    continue
+                                events += 1
+                                yield event
                                 continue
-                            events += 1
-                            yield event
-                            continue
-                        first_line, prev = prev + 1, lineno
-                        if self._slow_row(row, first_line, lineno):
-                            width, build = self.schema.width, self.schema.build  # type: ignore[union-attr]
-                    break
-                except csv.Error as exc:
-                    first_line, prev = prev + 1, reader.line_num
-                    self._bad_line(first_line, f"broken quoting: {exc}" + _through(first_line, prev))
-            if self.schema is None:
-                report.problem("bad-file", name, "not a message tracking log: no #Fields: header")
-        except _StopFile:
-            pass
-        finally:
-            report.count("lines", reader.line_num)
-            report.count("events", events)
+                            first_line, prev = prev + 1, lineno
+                            if self._slow_row(row, first_line, lineno):
+                                width, build = self.schema.width, self.schema.build  # type: ignore[union-attr]
+                        break
+                    except csv.Error as exc:
+                        first_line, prev = prev + 1, reader.line_num
+                        self._bad_line(first_line, f"broken quoting: {exc}" + _through(first_line, prev))
+                if self.schema is None:
+                    report.problem("bad-file", name, "not a message tracking log: no #Fields: header")
+            except _StopFile:
+                pass
+            finally:
+                report.count("lines", reader.line_num)
+                report.count("events", events)
 
     def _bad_line(self, lineno: int, reason: str) -> None:
         self.report.problem("bad-line", f"{self.name}:{lineno}", reason)
