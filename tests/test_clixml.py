@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import psrpcore.types
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -804,6 +805,48 @@ def test_random_events_round_trip_through_both_converters(ev, minutes):
 def test_event_data_as_strings_round_trips_for_plain_values(data):
     ev = TrackingEvent(timestamp=STAMP_UTC, event_data=data)
     assert both(render(ev, timedelta(hours=-5), kvp_objects=False)) == ev
+
+
+# --------------------------------------------------------------------------- psrpcore
+
+
+class _NoCipher(psrpcore.types.PSCryptoProvider):
+    def decrypt(self, value: bytes) -> bytes:
+        raise NotImplementedError
+
+    def encrypt(self, value: bytes) -> bytes:
+        raise NotImplementedError
+
+
+@psrpcore.types.PSType(
+    type_names=[MTE, "System.Object"], rehydrate=False,
+    adapted_properties=[psrpcore.types.PSNoteProperty(n) for n in (
+        "Timestamp", "EventId", "InternalMessageId", "Recipients", "TotalBytes",
+        "RelatedRecipientAddress", "MessageSubject", "MessageInfo", "EventData")])
+class _PsrpcoreEvent(psrpcore.types.PSObject):
+    pass
+
+
+def test_psrpcore_serialized_events_convert():
+    """psrpcore (the peer's reference serializer) writes <Obj RefId=… N=…>, ArrayLists,
+    PSDateTime with 6 digits and typed EventData objects; the scanner takes that too."""
+    pst = psrpcore.types
+    local = timezone(timedelta(hours=1))
+    obj = _PsrpcoreEvent(
+        Timestamp=pst.PSDateTime(2026, 11, 27, 10, 15, 7, 123456, tzinfo=local),
+        EventId="DELIVER", InternalMessageId=pst.PSInt64(25769803777),
+        Recipients=pst.PSList(["a@x", "b_x@y"]), TotalBytes=pst.PSInt(48211),
+        RelatedRecipientAddress=None, MessageSubject="caf\u00e9 \U0001F600\r\n",
+        MessageInfo="27/11/2026 10:15:06", EventData=None)
+    pst.add_note_property(obj, "PSComputerName", "ex01.contoso.com")
+    text = ET.tostring(psrpcore.types.serialize(obj, _NoCipher()), encoding="unicode")
+    assert '<Obj RefId="1" N="Recipients">' in text
+    ev = both(text, culture="en-GB")
+    assert ev == TrackingEvent(
+        timestamp=datetime(2026, 11, 27, 9, 15, 7, 123456, tzinfo=UTC), event_id="DELIVER",
+        internal_message_id="25769803777", recipients=("a@x", "b_x@y"), total_bytes=48211,
+        message_subject="caf\u00e9 \U0001F600\r\n", message_info="2026-11-27T09:15:06.000Z")
+    assert ev.origin == "ex01.contoso.com"
 
 
 # --------------------------------------------------------------------------- the peer

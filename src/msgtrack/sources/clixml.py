@@ -15,13 +15,15 @@ pypsrp's generic deserializer turns about 1,000 MessageTrackingEvents a second i
 
 Shapes accepted for a MessageTrackingEvent ``<Obj>`` (remoting-facts §4.2, tracking-facts §4.1):
 
-- type names with or without ``Deserialized.``; ``<TNRef>`` to an earlier ``<TN>``;
+- type names with or without ``Deserialized.`` (the walker also takes Select-Object's
+  ``Selected.``); ``<TNRef>`` to an earlier ``<TN>``;
 - properties in ``<Props>`` or ``<MS>`` (a re-exported deserialized object may use either);
 - strings ``<S>`` with ``_xHHHH_`` escapes; numbers ``<I32>``/``<I64>``/``<U32>``/``<U64>``…
   (a text field such as InternalMessageId may come as a number: it stays text);
 - ``<DT>`` with an offset -> aware UTC; ``<Nil/>`` -> ``""``, ``None`` or ``()``;
-- lists: any ``<Obj>`` holding ``<LST>``/``<IE>`` (``System.String[]``, Exchange's
-  ``MultiValuedProperty``, a re-exported ``ArrayList``); a plain string is one item;
+- lists: any ``<Obj>`` holding ``<LST>`` (``System.String[]``, Exchange's
+  ``MultiValuedProperty``, a re-exported ``ArrayList``) or ``<IE>``; a plain string is
+  one item;
 - ``<Ref RefId=…>`` to an object converted earlier in the same stream;
 - EventData as ``KeyValuePair`` objects (``Key``/``Value`` props, typed values) or as
   ``[Key, Value]`` strings (types guessed, see ``_clixml_values.guess_typed``);
@@ -31,7 +33,8 @@ Shapes accepted for a MessageTrackingEvent ``<Obj>`` (remoting-facts §4.2, trac
 
 For SEND, DELIVER and DEFER the cmdlet rewrites a timestamp-only MessageInfo into the
 server's local time and culture (``DateTime.ToString()``); it is turned back into the log's
-``yyyy-MM-ddTHH:mm:ss.fffZ`` (see :func:`convert_event`).
+``yyyy-MM-ddTHH:mm:ss.fffZ``, with ``.000`` for the milliseconds that text lost (see
+:func:`convert_event` for the culture and time-zone settings).
 """
 
 from __future__ import annotations
@@ -472,16 +475,14 @@ def convert_event(
     computer = ""
     known = False
     for child in elem:
-        tag = child.tag
+        tag = _LOCAL.get(child.tag, child.tag)
+        if tag == "TN" or tag == "TNRef":
+            if not is_event_type(refs.type_names(child)):
+                return None
+            known = True
+            continue
         if tag != "Props" and tag != "MS":
-            tag = _LOCAL.get(tag, tag)
-            if tag == "TN" or tag == "TNRef":
-                if not is_event_type(refs.type_names(child)):
-                    return None
-                known = True
-                continue
-            if tag != "Props" and tag != "MS":
-                continue  # ToString, or anything a future serializer adds
+            continue  # ToString, or anything a future serializer adds
         if not known:  # properties before any type name: not an object we recognise
             return None
         for prop in child:
@@ -566,6 +567,8 @@ def _finish(kw: dict[str, Any], extra: dict[str, str] | None, computer: str, ori
 
 _TYPE_RE = r'(?:<TN RefId="\d+">(?:<T>[^<]*</T>)*</TN>|<TNRef RefId="\d+" ?/>)'
 _PRIM_RE = r'<\w+ N="[^"]*"(?: ?/>|>[^<]*</\w+>)'
+# PowerShell writes <Obj N=… RefId=…>, psrpcore <Obj RefId=… N=…>.
+_ID_RE = r'(?: RefId="\d+")?'
 _HEAD = re.compile(r'<Obj RefId="\d+"><TN RefId="\d+">((?:<T>[^<]*</T>)+)</TN>'
                    r"(?:<ToString>[^<]*</ToString>)?<Props>")
 _TOKEN = re.compile(
@@ -573,12 +576,12 @@ _TOKEN = re.compile(
     # a primitive property
     r'<(?P<tag>\w+) N="(?P<name>[^"]*)"(?: ?/>|>(?P<text>[^<]*)</(?P=tag)>)'
     # an object property: a list of strings, an enum, an EnhancedTimeSpan, a display string
-    r'|<Obj N="(?P<obj>[^"]*)" RefId="\d+">' + _TYPE_RE
+    r'|<Obj' + _ID_RE + r' N="(?P<obj>[^"]*)"' + _ID_RE + ">" + _TYPE_RE
     + r"(?:<ToString>(?P<tostring>[^<]*)</ToString>)?"
     r"(?:(?P<items><LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"
     r"|(?:<Props>(?:" + _PRIM_RE + r")*</Props>|<\w+>[^<]*</\w+>)?)</Obj>"
     # an object property holding a list of objects opens ...
-    r'|<Obj N="(?P<open>[^"]*)" RefId="\d+">' + _TYPE_RE
+    r'|<Obj' + _ID_RE + r' N="(?P<open>[^"]*)"' + _ID_RE + ">" + _TYPE_RE
     + r"(?:<ToString>[^<]*</ToString>)?<LST>"
     # ... its KeyValuePair objects, or its string items ...
     r'|<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?"
