@@ -12,14 +12,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("session", "peer", "audit", "eas", "perf")
+#: Sections kept beside the examples they describe: (file, the heading they start at).
+ELSEWHERE = {"eas": ("examples/eas/README.md", "## ActiveSync: iOS 5 SmartReply")}
 
 
 def synced(readme: str) -> str:
     for name in SECTIONS:
-        source = ROOT / "docs" / f"{name}.md"
-        if not source.exists():
-            continue
-        body = source.read_text(encoding="utf-8").strip("\n")
+        if name in ELSEWHERE:
+            where, heading = ELSEWHERE[name]
+            text = (ROOT / where).read_text(encoding="utf-8")
+            body = text[text.index(heading):].strip("\n")
+        else:
+            source = ROOT / "docs" / f"{name}.md"
+            if not source.exists():
+                continue
+            body = source.read_text(encoding="utf-8").strip("\n")
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         readme = pattern.sub(lambda m: f"{m.group(1)}{body}\n{m.group(2)}", readme)
     return readme
