@@ -14,7 +14,7 @@ from msgtrack.report import RunReport
 from .faults import Fault, FaultPlan
 from .objects import CULTURES, Culture
 
-AUTH_MODES = ("basic", "ntlm", "negotiate", "none")
+AUTH_MODES = ("basic", "ntlm", "negotiate", "kerberos", "none")
 VERSIONS = (2013, 2016, 2019)
 
 
@@ -85,12 +85,17 @@ class TlsFiles:
 @dataclass
 class PeerConfig:
     servers: list[ServerSpec] = field(default_factory=lambda: [ServerSpec("EX01")])
-    #: "basic", "ntlm", "negotiate" (SPNEGO; NTLM inside, no KDC) or "none".
+    #: "basic", "ntlm", "negotiate" (SPNEGO: Kerberos if the client has it, else NTLM),
+    #: "kerberos" (needs a KDC, see kdc.py) or "none".
     auth: str = "ntlm"
     username: str = "tester"
     password: str = "Passw0rd!"
     #: NetBIOS domain for NTLM: the client may log on as DOMAIN\\user, user@dns or user.
     domain: str = "CONTOSO"
+    #: Kerberos: the realm of ``username``, and the host part of the service principal
+    #: (host/<service_host>) in the keytab named by KRB5_KTNAME.
+    kerberos_realm: str = "CONTOSO.TEST"
+    service_host: str = "exchange.contoso.test"
     #: Serve HTTPS with this certificate (see tls.make_tls); None = plain HTTP.
     tls: TlsFiles | None = None
     host: str = "127.0.0.1"
@@ -124,7 +129,7 @@ class PeerConfig:
 
     def __post_init__(self) -> None:
         if self.auth not in AUTH_MODES:
-            raise ValueError(f"auth must be one of {AUTH_MODES} (kerberos is not supported)")
+            raise ValueError(f"auth must be one of {AUTH_MODES}")
         if self.event_data_shape not in ("object", "string"):
             raise ValueError("event_data_shape must be 'object' or 'string'")
         if not self.servers:

@@ -16,6 +16,10 @@ closes each peer and fails the test if a thread it started is still alive or its
 still accepts connections.
 
 ``open_pool(peer, **wsman_overrides)`` opens a pypsrp RunspacePool on the peer.
+
+``kerberos_kdc``: a real MIT KDC on loopback (one per session), with KRB5_CONFIG,
+KRB5_KTNAME and KRB5CCNAME set for the test only; skips when krb5-kdc or gssapi is
+missing. Start a peer for it with ``exchange_peer_factory(**kdc_peer_options(kdc))``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from . import kdc as mit
 from .config import PeerConfig, ServerSpec
 from .server import ExchangePeer
 from .synthetic import make_events
@@ -127,3 +132,29 @@ def open_pool(peer: ExchangePeer, *, max_runspaces: int = 1, **wsman_overrides: 
             RunspacePool(conn, configuration_name="Microsoft.Exchange",
                          max_runspaces=max_runspaces) as pool:
         yield pool
+
+
+@pytest.fixture(scope="session")
+def _mit_kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[mit.MitKdc]:
+    gone = mit.missing()
+    if gone:
+        pytest.skip(f"no local KDC: missing {', '.join(gone)} (apt-get install krb5-kdc "
+                    "krb5-admin-server libkrb5-dev; pip install 'pypsrp[kerberos]')")
+    kdc = mit.MitKdc(tmp_path_factory.mktemp("kdc")).start()
+    try:
+        yield kdc
+    finally:
+        kdc.stop()
+
+
+@pytest.fixture
+def kerberos_kdc(_mit_kdc: mit.MitKdc, monkeypatch: pytest.MonkeyPatch) -> mit.MitKdc:
+    for name, value in _mit_kdc.env().items():
+        monkeypatch.setenv(name, value)
+    return _mit_kdc
+
+
+def kdc_peer_options(kdc: mit.MitKdc, **options: Any) -> dict[str, Any]:
+    """PeerConfig options for a peer whose users live in ``kdc``."""
+    return {"auth": "kerberos", "username": kdc.user, "password": kdc.password,
+            "kerberos_realm": kdc.realm, "service_host": kdc.service_host, **options}

@@ -94,6 +94,8 @@ class PeerStats:
     faults: Counter[int] = field(default_factory=Counter)
     #: requests whose body was WinRM-encrypted (multipart/encrypted)
     encrypted_requests: int = 0
+    #: by MIME protocol, e.g. application/HTTP-Kerberos-session-encrypted
+    encryption_protocols: Counter[str] = field(default_factory=Counter)
     #: the largest SOAP response (before encryption); Receive fits MaxEnvelopeSize
     largest_response: int = 0
 
@@ -285,11 +287,15 @@ class ExchangePeer:
         kwargs: dict[str, Any] = {
             "server": self.host, "port": self.port, "path": "PowerShell", "ssl": tls,
             "auth": auth, "password": cfg.password,
-            "username": cfg.username if auth == "basic" else f"{cfg.domain}\\{cfg.username}",
+            "username": (cfg.username if auth == "basic"
+                         else f"{cfg.username}@{cfg.kerberos_realm}" if auth == "kerberos"
+                         else f"{cfg.domain}\\{cfg.username}"),
             # Basic over plain HTTP cannot be message-encrypted (pypsrp refuses "auto").
             "encryption": "never" if auth == "basic" and not tls else "auto",
             "operation_timeout": 5, "read_timeout": 15, "connection_timeout": 5,
         }
+        if auth == "kerberos":
+            kwargs["negotiate_hostname_override"] = cfg.service_host
         if tls:
             kwargs["cert_validation"] = cfg.tls.ca_pem or True  # type: ignore[union-attr]
         kwargs.update(overrides)
@@ -313,6 +319,7 @@ class ExchangePeer:
             if protocol is not None:
                 with self._lock:
                     self.stats.encrypted_requests += 1
+                    self.stats.encryption_protocols[protocol] += 1
                 if h.conn_auth is None or not h.conn_auth.complete:
                     raise ValueError("encrypted body without a security context")
                 soap = h.conn_auth.unwrap(body)
@@ -354,8 +361,9 @@ class ExchangePeer:
                 self._count_auth_failure()
             h.reply(401, b"", None, [("WWW-Authenticate", 'Basic realm="WSMAN"')])
             return None
-        scheme = "NTLM" if cfg.auth == "ntlm" else "Negotiate"
-        if header.split(" ", 1)[0].casefold() in ("negotiate", "ntlm") and " " in header:
+        scheme = {"ntlm": "NTLM", "kerberos": "Kerberos"}.get(cfg.auth, "Negotiate")
+        if header.split(" ", 1)[0].casefold() in ("negotiate", "ntlm", "kerberos") \
+                and " " in header:
             if h.conn_auth is None:
                 h.conn_auth = ConnectionAuth(cfg.auth)
             try:
