@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,30 @@ def test_the_standalone_runner_generates_a_password_it_never_takes_from_argv():
         from tests.exchange_peer.__main__ import parse_args
 
         parse_args(["--synthetic", "3", "--password", "x"])
+
+
+def test_the_peer_serves_the_bundled_examples(exchange_peer_factory):
+    from msgtrack.report import RunReport
+    from msgtrack.sources.logfile import read_logs
+    from tests.exchange_peer.config import servers_from_folder
+
+    folder = ROOT / "examples" / "logs"
+    if not folder.is_dir():
+        pytest.skip("examples/logs is not there yet")
+    servers = servers_from_folder(folder)
+    offline = sum(1 for _ in read_logs([folder], RunReport()))
+    peer = exchange_peer_factory(auth="basic", servers=servers,
+                                 clock=lambda: datetime(9998, 1, 1, tzinfo=timezone.utc))
+    got = 0
+    with open_pool(peer) as pool:
+        pool._serializer = pool._fragmenter.serializer = _RawTrackingEvents()  # private API
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-TransportService").add_cmdlet("Get-MessageTrackingLog")
+        ps.add_parameter("ResultSize", "Unlimited")
+        ps.begin_invoke()
+        while ps.state == PSInvocationState.RUNNING:
+            ps.poll_invoke()
+            got += len(ps.output)
+            ps.output = []
+    assert ps.state == PSInvocationState.COMPLETED
+    assert got == offline > 0

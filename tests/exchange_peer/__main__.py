@@ -16,9 +16,8 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
-from pathlib import Path
 
-from .config import AUTH_MODES, VERSIONS, PeerConfig, ServerSpec
+from .config import AUTH_MODES, VERSIONS, PeerConfig, ServerSpec, servers_from_folder
 from .objects import CULTURES
 from .server import ExchangePeer
 from .synthetic import make_events
@@ -26,26 +25,18 @@ from .synthetic import make_events
 PASSWORD_ENV = "MSGTRACK_PEER_PASSWORD"
 
 
-def _has_logs(folder: Path) -> bool:
-    return any(p.is_file() and p.name.upper().startswith("MSGTRK") for p in folder.iterdir())
-
-
 def servers_from(args: argparse.Namespace) -> list[ServerSpec]:
     common = dict(version=args.exchange_version, time_zone=args.time_zone, culture=args.culture,
                   domain=args.dns_domain)
     if args.synthetic:
         names = args.server_name or ["EX01", "EX02"]
+        common["version"] = args.exchange_version or 2019
         return [ServerSpec(n, events=make_events(args.synthetic, n, domain=args.dns_domain),
                            **common) for n in names]
-    folder = Path(args.logs)
-    if not folder.is_dir():
-        raise SystemExit(f"exchange peer: not a folder: {folder}")
-    if _has_logs(folder):
-        return [ServerSpec((args.server_name or ["EX01"])[0], logs=folder, **common)]
-    subs = sorted(p for p in folder.iterdir() if p.is_dir() and _has_logs(p))
-    if not subs:
-        raise SystemExit(f"exchange peer: no MSGTRK*.LOG files in {folder} or its sub-folders")
-    return [ServerSpec(p.name.upper(), logs=p, **common) for p in subs]
+    try:
+        return servers_from_folder(args.logs, (args.server_name or ["EX01"])[0], **common)
+    except ValueError as e:
+        raise SystemExit(f"exchange peer: {e}") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,11 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--user", default="tester")
     p.add_argument("--domain", default="CONTOSO", help="NetBIOS domain for NTLM")
     p.add_argument("--dns-domain", default="contoso.com")
+    p.add_argument("--kdc", metavar="DIR",
+                   help="with --auth kerberos: run a throw-away MIT KDC with its files in DIR")
     p.add_argument("--tls", metavar="DIR",
                    help="serve HTTPS; write a new test CA (ca.pem) and certificate to DIR")
     p.add_argument("--time-zone", default="UTC", help="IANA zone of the servers' clocks")
     p.add_argument("--culture", choices=sorted(CULTURES), default="en-US")
-    p.add_argument("--exchange-version", type=int, choices=VERSIONS, default=2019)
+    p.add_argument("--exchange-version", type=int, choices=VERSIONS,
+                   help="default: from each log folder's #Version header (2019 for --synthetic)")
     p.add_argument("--now", help="pin 'now' (ISO 8601) for the cmdlet's default End")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
@@ -93,11 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         pinned = datetime.fromisoformat(args.now.replace("Z", "+00:00"))
         pinned = pinned if pinned.tzinfo else pinned.replace(tzinfo=timezone.utc)
         options["clock"] = lambda: pinned
+    kdc = None
+    if args.auth == "kerberos":
+        if not args.kdc:
+            raise SystemExit("exchange peer: --auth kerberos needs --kdc DIR")
+        from .kdc import MitKdc, missing
+
+        if missing():
+            raise SystemExit(f"exchange peer: no local KDC, missing {', '.join(missing())}")
+        kdc = MitKdc(args.kdc, user=args.user, password=password).start()
+        os.environ.update(kdc.env())
+        options.update(kerberos_realm=kdc.realm, service_host=kdc.service_host)
+        print(f"exchange peer: KDC for {kdc.realm} on 127.0.0.1:{kdc.port}; clients need "
+              f"KRB5_CONFIG={kdc.dir / 'krb5.conf'} and the SPN host/{kdc.service_host}",
+              file=sys.stderr)
     config = PeerConfig(servers=servers_from(args), auth=args.auth, username=args.user,
                         password=password, domain=args.domain, host=args.host, port=args.port,
                         **options)
     peer = ExchangePeer(config).start()
-    user = args.user if args.auth in ("basic", "none") else f"{args.domain}\\{args.user}"
+    user = (args.user if args.auth in ("basic", "none")
+            else f"{args.user}@{config.kerberos_realm}" if args.auth == "kerberos"
+            else f"{args.domain}\\{args.user}")
     tls = ["--ssl", "--ca-bundle", config.tls.ca_pem] if config.tls and config.tls.ca_pem else []
     print(f"exchange peer: {peer.url} (auth {args.auth}, user {user}); servers: "
           + ", ".join(f"{s.name} ({s.logs or 'synthetic'})" for s in config.servers),
@@ -113,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         peer.close()
+        if kdc is not None:
+            kdc.stop()
     return 0
 
 

@@ -15,7 +15,7 @@ from .faults import Fault, FaultPlan
 from .objects import CULTURES, Culture
 
 AUTH_MODES = ("basic", "ntlm", "negotiate", "kerberos", "none")
-VERSIONS = (2013, 2016, 2019)
+VERSIONS = (2007, 2010, 2013, 2016, 2019)
 
 
 @dataclass
@@ -30,7 +30,8 @@ class ServerSpec:
     name: str
     events: Sequence[TrackingEvent] | None = None
     logs: str | Path | None = None
-    #: 2013 has no NetworkMessageId/Source parameters and no 2016 properties.
+    #: Before 2016: no NetworkMessageId/Source parameters and no 2016 properties
+    #: (2007: no Directionality, TenantId, OriginalClientIp, latency or EventData either).
     version: int = 2019
     #: IANA zone of the server's clock: Timestamp offsets, naive Start/End, MessageInfo.
     time_zone: str = "UTC"
@@ -73,6 +74,52 @@ class ServerSpec:
         from msgtrack.sources.logfile import read_logs
 
         yield from read_logs([Path(self.logs)], report)
+
+
+def _has_logs(folder: Path) -> bool:
+    return any(p.is_file() and p.name.upper().startswith("MSGTRK") for p in folder.iterdir())
+
+
+_BUILDS = {(8,): 2007, (14,): 2010, (15, 0): 2013, (15, 1): 2016, (15, 2): 2019}
+
+
+def detect_version(folder: Path) -> int:
+    """The Exchange version from the ``#Version:`` header of the folder's first log."""
+    for path in sorted(folder.iterdir()):
+        if not (path.is_file() and path.name.upper().startswith("MSGTRK")):
+            continue
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            for line in fh:
+                if not line.startswith("#"):
+                    break
+                if line.startswith("#Version:"):
+                    parts = tuple(int(p) for p in line.split(":", 1)[1].strip().split(".")[:2])
+                    return _BUILDS.get(parts, _BUILDS.get(parts[:1], 2019))
+    return 2019
+
+
+def servers_from_folder(folder: str | Path, name: str = "EX01", **settings: object
+                        ) -> list[ServerSpec]:
+    """A folder of MSGTRK logs is one server (``name``); a folder of folders that hold
+    logs is one server per sub-folder, named after it (upper case). Without a
+    ``version`` setting each server's version comes from its logs' ``#Version:``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"not a folder: {folder}")
+    if _has_logs(folder):
+        found = [(name, folder)]
+    else:
+        found = [(p.name.upper(), p) for p in sorted(folder.iterdir())
+                 if p.is_dir() and _has_logs(p)]
+    if not found:
+        raise ValueError(f"no MSGTRK*.LOG files in {folder} or its sub-folders")
+    specs = []
+    for server, path in found:
+        options = dict(settings)
+        if options.get("version") is None:
+            options["version"] = detect_version(path)
+        specs.append(ServerSpec(server, logs=path, **options))  # type: ignore[arg-type]
+    return specs
 
 
 @dataclass
