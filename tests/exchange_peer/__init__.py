@@ -14,7 +14,8 @@ Run standalone with ``python -m tests.exchange_peer --help``.
 
 from .config import PeerConfig, ServerSpec, TlsFiles
 from .faults import Fault, FaultPlan
-from .server import CommandCall, CommandRecord, ExchangePeer, PeerStats
+from .server import ExchangePeer
+from .stats import CommandCall, CommandRecord, PeerStats
 
 __all__ = [
     "CommandCall", "CommandRecord", "ExchangePeer", "Fault", "FaultPlan", "PeerConfig",

@@ -123,6 +123,8 @@ class Fault:
     def drop_after(cls, objects: int, *, cmdlet: str = "Get-MessageTrackingLog",
                    server: str | None = None, at: int = 1, times: int | None = 1) -> Fault:
         """Drop the connection of the first Receive after ``objects`` objects were sent."""
+        if objects < 1:
+            raise ValueError("drop_after needs at least one object")
         return cls("drop-after", cmdlet=cmdlet, server=server, after=objects, at=at,
                    times=times)
 

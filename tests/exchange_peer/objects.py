@@ -89,8 +89,7 @@ class Culture:
 
     @property
     def _date_re(self) -> re.Pattern[str]:
-        sep = re.escape(self.short_date[self.short_date.find("/") if "/" in self.short_date
-                                         else self.short_date.find(".")])
+        sep = re.escape(re.sub(r"[dMy]", "", self.short_date)[0])
         first, second = ("mo", "d") if self.short_date.lower().startswith("m") else ("d", "mo")
         return re.compile(
             rf"(?P<{first}>\d{{1,2}}){sep}(?P<{second}>\d{{1,2}}){sep}(?P<y>\d{{4}})"
