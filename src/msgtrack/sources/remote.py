@@ -27,7 +27,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -144,6 +144,17 @@ class Transient(Exception):
     """A failure worth retrying on a fresh pool."""
 
 
+class FilterUnsupported(RemoteError):
+    """The server can neither filter on this nor return the property to filter on."""
+
+
+#: Parameters whose property an older server does not return either: no client fallback.
+_NO_PROPERTY_WITHOUT_PARAMETER = {
+    "NetworkMessageId": "Exchange 2013 and older neither filter on nor return NetworkMessageId; "
+                        "search with --message-id instead",
+}
+
+
 class _ParameterUnsupported(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -207,8 +218,10 @@ def dt_element(value: datetime) -> ET.Element:
 class Session:
     """One WSMan connection + RunspacePool, owned by one thread; recycled on demand."""
 
-    def __init__(self, host: str, conn: Connection, recycle_after: int) -> None:
+    def __init__(self, host: str, conn: Connection, recycle_after: int, origin: str = "") -> None:
         self.host = host
+        #: Stamped on every event as its origin: the server queried with -Server.
+        self.origin = origin
         self.conn = conn
         self.recycle_after = recycle_after
         self._pool: Any = None
@@ -223,7 +236,7 @@ class Session:
         try:
             wsman = WSMan(**self.conn.wsman_kwargs(self.host))
             pool = RunspacePool(wsman, configuration_name=self.conn.configuration)
-            install_fast_serializer(pool, culture=self.conn.culture)
+            install_fast_serializer(pool, origin=self.origin, culture=self.conn.culture)
             pool.open()
         except Exception as exc:
             raise classify(exc, self.host) from None
@@ -295,11 +308,10 @@ class Session:
 
 
 def _error_text(record: Any) -> str:
-    for attr in ("message", "exception", "to_string"):
-        value = getattr(record, attr, None)
-        if value:
-            return str(value)
-    return str(record)
+    # An ErrorRecord's str() is its ToString: the exception message ("A parameter cannot be
+    # found…"); .message is only the category line ("InvalidArgument (…) [], …").
+    text = str(record).strip()
+    return text or str(getattr(record, "message", "") or getattr(record, "fq_error", ""))
 
 
 def _raise_pipeline_error(errors: list[str]) -> None:
@@ -449,7 +461,7 @@ class RemoteSearch:
     def _work_server(self, server: str, slices: list[tuple[datetime, datetime]],
                      inbox: queue.Queue[_Msg]) -> None:
         host = self.plan.connect or server
-        session = Session(host, self.conn, self.plan.recycle_after)
+        session = Session(host, self.conn, self.plan.recycle_after, origin=server)
         outcome: BaseException | None = None
         try:
             unsupported: set[str] = set()
@@ -460,7 +472,7 @@ class RemoteSearch:
                     answer = self._slice_with_retries(session, server, start, end, unsupported,
                                                       inbox)
                 except (AuthenticationFailed, CertificateUntrusted, EndpointNotFound,
-                        KerberosUnavailable) as exc:
+                        KerberosUnavailable, FilterUnsupported) as exc:
                     # No slice of this server can work: report it once, with what was left.
                     left = len(todo) + 1
                     inbox.put(_Msg("problem", server, (
@@ -506,6 +518,10 @@ class RemoteSearch:
                 answer = session.run([("Get-MessageTrackingLog", params)],
                                      timeout=self.plan.slice_timeout, stop=self._stop)
             except _ParameterUnsupported as exc:
+                if exc.name in _NO_PROPERTY_WITHOUT_PARAMETER:
+                    raise FilterUnsupported(f"no -{exc.name} parameter: "
+                                            f"{_NO_PROPERTY_WITHOUT_PARAMETER[exc.name]}",
+                                            server=server) from None
                 if exc.name in unsupported:
                     raise RemoteError(f"parameter {exc.name} refused twice") from None
                 unsupported.add(exc.name)
@@ -530,8 +546,7 @@ class RemoteSearch:
             # Filters the server could not apply (several EventIds, decoded auth fields,
             # parameters this Exchange version lacks) are checked here.
             matches = self.query.client_side(params).matches
-            answer.events = [replace(ev, origin=server) if not ev.origin else ev
-                             for ev in events if matches(ev)]
+            answer.events = [ev for ev in events if matches(ev)]
             return answer
 
     def _parameters(self, server: str, start: datetime, end: datetime, cap: int | str,
