@@ -241,6 +241,26 @@ def test_out_of_range_offset_is_value_error_and_custom_data_keeps_text(text):
     assert decode_custom_data(f"Dt:When={text}") == {"When": text}
 
 
+def _outcome(parse, text):
+    try:
+        value = parse(text)
+    except ValueError:
+        return "ValueError"
+    return value, value.utcoffset()
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(st.integers(0, 22), st.sampled_from("0123456789-:T.,+Z Wz")), max_size=4))
+def test_fast_timestamp_path_agrees_with_the_general_one(edits):
+    # parse_log_timestamp reads 24-character "...Z" texts with one fromisoformat call;
+    # whatever such a text is, the result (or the ValueError) is the general path's.
+    chars = list("2024-03-05T10:11:12.345")
+    for i, char in edits:
+        chars[i] = char
+    text = "".join(chars) + "Z"
+    assert _outcome(parse_log_timestamp, text) == _outcome(decode._parse_timestamp, text)
+
+
 def test_format_log_timestamp():
     assert format_log_timestamp(datetime(2024, 3, 5, 10, 11, 12, 345678, tzinfo=UTC)) == (
         "2024-03-05T10:11:12.345Z"

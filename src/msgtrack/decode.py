@@ -7,6 +7,7 @@ Grammar references are to ``shared/research/tracking-facts.md``.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -17,12 +18,25 @@ UTC = timezone.utc
 
 # --------------------------------------------------------------------------- timestamps
 
+#: Python 3.11's fromisoformat reads a trailing "Z" as UTC (3.10's does not).
+_FROMISO_Z = sys.version_info >= (3, 11)
+_fromisoformat = datetime.fromisoformat
+
 
 def parse_log_timestamp(text: str) -> datetime:
     """``yyyy-MM-ddTHH:mm:ss.fffZ`` (the log's invariant UTC form) -> aware UTC datetime.
 
     Raises ValueError for anything that is not an ISO 8601 UTC/offset timestamp.
     """
+    if _FROMISO_Z and len(text) == 24 and text[23] == "Z":
+        # The log's own form, one C call (a quarter of the general path below). At this
+        # length the text always has a time part, where "<text>Z" and "<text>" + UTC
+        # read alike.
+        return _fromisoformat(text)
+    return _parse_timestamp(text)
+
+
+def _parse_timestamp(text: str) -> datetime:
     if text.endswith(("Z", "z")):
         # Python 3.10's fromisoformat does not take "Z"; it does take a bare value.
         value = datetime.fromisoformat(text[:-1])
