@@ -273,16 +273,15 @@ def test_start_and_end_follow_the_server_clock(exchange_peer):
     assert isinstance(start, datetime) and start.utcoffset() == timedelta(0)
 
 
-@pytest.mark.exchange_peer(auth="basic", servers=[
-    ServerSpec("EX01", events=make_events(10, start=START + timedelta(days=400)))])
-def test_the_default_end_is_now_plus_one_day(exchange_peer_factory, exchange_peer):
-    with open_pool(exchange_peer) as pool:
-        assert not invoke(pool, "Get-MessageTrackingLog").output  # logs from the future
-    pinned = exchange_peer_factory(
-        auth="basic", servers=exchange_peer.config.servers,
-        clock=lambda: START + timedelta(days=401))
-    with open_pool(pinned) as pool:
-        assert len(invoke(pool, "Get-MessageTrackingLog").output) == 10
+@pytest.mark.parametrize("now, expected", [
+    (START - timedelta(days=1, seconds=1), 0),  # the events are in the future
+    (START - timedelta(days=1) + timedelta(seconds=2), 2),  # End = now + 1 day, exclusive
+    (START + timedelta(days=400), 10)])
+def test_the_default_end_is_now_plus_one_day(exchange_peer_factory, now, expected):
+    peer = exchange_peer_factory(auth="basic", clock=lambda: now,
+                                 servers=[ServerSpec("EX01", events=make_events(10))])
+    with open_pool(peer) as pool:
+        assert len(invoke(pool, "Get-MessageTrackingLog").output) == expected
 
 
 # --------------------------------------------------------------------------- pipelines
