@@ -78,6 +78,6 @@ def test_audit_of_remote_servers_matches_the_log_folders(
     summary = (tmp_path / "remote-out" / "2026-11-27" / "summary.json").read_text()
     assert '"servers-succeeded": 2' in summary and '"kind": "remote"' in summary
     evidence = (tmp_path / "remote-out" / "2026-11-27" / "findings.csv").read_text()
-    # Evidence names the server the row came from (PSComputerName) and the ids.
-    assert "contoso.com (RECEIVE SMTP InternalMessageId=" in evidence
+    # Evidence names the server the row was searched on (-Server) and the ids.
+    assert any(f"{name} (RECEIVE SMTP InternalMessageId=" in evidence for name in SERVERS)
     assert ".LOG:" not in evidence

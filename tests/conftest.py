@@ -1,0 +1,3 @@
+"""Shared test configuration: the loopback Exchange peer's fixtures, for every test module."""
+
+pytest_plugins = ["tests.exchange_peer.fixtures"]
