@@ -6,15 +6,26 @@ build events at the boundary (timestamps to aware UTC, lists to tuples, custom-d
 to a mapping); nothing downstream re-parses those strings. Decoded views
 (:attr:`TrackingEvent.info`, :attr:`TrackingEvent.submission`) are derived lazily
 from the raw strings and cached.
+
+**Events read from a log line** (``sources/logfile.py``) carry that line with them, in
+three private instance-dict entries that no other module needs to know about:
+``_row`` (the cell values), ``_raw`` (the cells as the file wrote them, CSV quoting
+included) and ``_layout`` (the file's column list, see :class:`RowLayout`). The fields
+in :data:`DEFERRED` (the lists and EventData) are then converted from their cell on
+first access, like the derived views, and a CSV sink can copy cells that need no
+formatting straight from ``_raw`` (:func:`source_cells`). Equality, ``repr``,
+``dataclasses.replace``/``asdict`` and pickling only ever see the fields: ``replace``
+builds a new event through ``__init__``, so an event whose fields changed never keeps a
+line it no longer matches, and pickling stores the converted fields, not the line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from msgtrack import decode
 
@@ -70,6 +81,150 @@ FIELD_BY_PROP: dict[str, Field] = {f.prop: f for f in FIELDS}
 _LATENCY_EVENTS = frozenset({"DELIVER", "SEND", "SUBMIT"})
 
 
+class CustomData(dict[str, Any]):
+    """EventData decoded from a log's custom-data text; :attr:`text` keeps that text, so
+    an output can write EventData exactly as the log did (``S:K=v;I32:N=3``) instead of
+    re-encoding the decoded values. It is a plain dict otherwise; changing it in place
+    forgets the text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, data: Iterable[Any] | Mapping[str, Any] = (), text: str | None = None) -> None:
+        super().__init__(data)
+        self.text = text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CustomData, (dict(self), self.text))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.text = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.text = None
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> CustomData:  # type: ignore[override,misc]
+        self.text = None
+        return super().__ior__(other)
+
+    def clear(self) -> None:
+        self.text = None
+        super().clear()
+
+    def pop(self, *args: Any) -> Any:
+        self.text = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.text = None
+        return super().popitem()
+
+    def setdefault(self, *args: Any) -> Any:
+        self.text = None
+        return super().setdefault(*args)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.text = None
+        super().update(*args, **kwargs)
+
+
+def custom_data_text(data: Mapping[str, Any]) -> str:
+    """EventData as the log's typed text: the log's own text when ``data`` was decoded
+    from one and is unchanged, else :func:`decode.encode_custom_data` of the values."""
+    text = getattr(data, "text", None)
+    return text if text is not None else decode.encode_custom_data(data)
+
+
+_decoded_texts: dict[str, dict[str, Any]] = {}
+
+
+def custom_data_from_text(text: str) -> dict[str, Any]:
+    """The EventData of a log's custom-data cell (a fresh dict for each event)."""
+    if not text:
+        return {}
+    # Many rows repeat the same custom-data text: decode each text once.
+    hit = _decoded_texts.get(text)
+    if hit is None:
+        hit = decode.decode_custom_data(text)
+        if len(_decoded_texts) >= 4096:
+            _decoded_texts.clear()
+        _decoded_texts[text] = hit
+    return CustomData(hit, text)
+
+
+#: Fields a source may leave as their cell's text (see the module docstring), with the
+#: function that converts the text on first access.
+DEFERRED: dict[str, Callable[[str], Any]] = {
+    "recipients": decode.split_list,
+    "recipient_status": decode.split_list,
+    "reference": decode.split_list,
+    "event_data": custom_data_from_text,
+}
+
+
+class RowLayout(Protocol):
+    """What an event read from a log line knows about the line's columns."""
+
+    #: The file's ``#Fields:`` columns, in order.
+    columns: tuple[str, ...]
+    #: attribute -> index in ``_row`` of the :data:`DEFERRED` fields left unconverted.
+    deferred: Mapping[str, int]
+
+
+def source_cells(ev: TrackingEvent) -> tuple[RowLayout, list[str]] | None:
+    """The layout and the cells as written (CSV-quoted as in the file) of the log line
+    ``ev`` was read from; None for events built any other way."""
+    d = ev.__dict__
+    raw = d.get("_raw")
+    return None if raw is None else (d["_layout"], raw)
+
+
+_T = TypeVar("_T")
+
+
+class _Cached(Generic[_T]):
+    """functools.cached_property without its lock (3.11 takes it on every first access):
+    computed once, stored in the instance dict, which wins over this descriptor after."""
+
+    def __init__(self, fn: Callable[[Any], _T]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> _T:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
+class _FromCell:
+    """A :data:`DEFERRED` field of an event read from a log line: converted from its cell
+    on first access, then stored in the instance dict (which wins over this descriptor).
+    Events built through ``__init__`` hold every field in their dict already."""
+
+    __slots__ = ("name", "convert")
+
+    def __init__(self, name: str, convert: Callable[[str], Any]) -> None:
+        self.name = name
+        self.convert = convert
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        try:
+            text = d["_row"][d["_layout"].deferred[self.name]]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        value = d[self.name] = self.convert(text)
+        return value
+
+
 @dataclass(frozen=True)
 class TrackingEvent:
     """One message tracking event. Empty text is ``""``, empty lists are ``()``."""
@@ -109,17 +264,24 @@ class TrackingEvent:
     #: Where the event came from: ``path:line`` for files, the server name for remote.
     origin: str = field(default="", compare=False)
 
-    # Derived views. cached_property stores into __dict__ directly, so it works on a
-    # frozen dataclass, and each raw string is decoded at most once per event.
-    @cached_property
+    # Derived views. _Cached stores into __dict__ directly, so it works on a frozen
+    # dataclass, and each raw string is decoded at most once per event.
+    @_Cached
     def info(self) -> decode.MessageInfo:
         """The decoded MessageInfo (auth code, timestamp or latency)."""
         return decode.decode_message_info(self.message_info)
 
-    @cached_property
+    @_Cached
     def submission(self) -> Mapping[str, str]:
         """STOREDRIVER source-context as key/value pairs (MessageClass, ClientType, ...)."""
         return decode.decode_source_context(self.source_context)
+
+    def __getstate__(self) -> dict[str, Any]:
+        d = self.__dict__
+        if "_layout" not in d:
+            return d
+        # Read from a log line: the fields only (the line's layout holds compiled code).
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
     @property
     def message_latency_type(self) -> str:
@@ -149,3 +311,10 @@ class TrackingEvent:
     def annotations(self) -> dict[str, str]:
         """The annotation columns every sink writes after the cmdlet's properties."""
         return decode.annotation_columns(self.info, self.submission, self.event_id)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrackingEvent))
+# Installed after @dataclass has read the defaults (a class attribute there is a default).
+for _name, _convert in DEFERRED.items():
+    setattr(TrackingEvent, _name, _FromCell(_name, _convert))
+del _name, _convert

@@ -37,12 +37,14 @@ import glob
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from functools import lru_cache
 from typing import IO, Any
 
 from msgtrack import decode
-from msgtrack.events import FIELD_BY_COLUMN, TrackingEvent
+from msgtrack.events import DEFERRED, FIELD_BY_COLUMN, TrackingEvent, custom_data_from_text
 from msgtrack.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ _PARTIAL_LINE = _SKIP + "partial\r\n"
 _QUOTES_LINE = _SKIP + "quotes\r\n"
 _SKIP_REASONS = {"quotes": "broken quoting: odd number of '\"'"}
 
-Builder = Callable[[list[str], str], TrackingEvent]
+Builder = Callable[[list[str], "list[str] | None", str], TrackingEvent]
 
 
 def is_log_name(name: str) -> bool:
@@ -149,29 +151,6 @@ def read_log_file(path: str | os.PathLike[str], report: RunReport) -> Iterator[T
 # --------------------------------------------------------------------------- schemas
 
 
-def _custom_data_cached() -> Callable[[str], dict[str, Any]]:
-    # Many rows repeat the same custom-data text; decode each text once and hand out
-    # copies, so no two events share a mutable dict.
-    cache: dict[str, dict[str, Any]] = {}
-    decode_custom = decode.decode_custom_data
-
-    def custom_data(value: str) -> dict[str, Any]:
-        if not value:
-            return {}
-        hit = cache.get(value)
-        if hit is None:
-            hit = decode_custom(value)
-            if len(cache) >= 4096:
-                cache.clear()
-            cache[value] = hit
-        return hit.copy()
-
-    return custom_data
-
-
-_custom_data = _custom_data_cached()
-
-
 def _direct_fields() -> tuple[tuple[str, str], ...] | None:
     """(attribute, default source) for every TrackingEvent field, if the class is a plain
     dataclass whose __init__ only stores its arguments; None otherwise (then the builder
@@ -199,7 +178,10 @@ _DIRECT_FIELDS = _direct_fields()
 
 
 class Schema:
-    """One ``#Fields:`` list, with the row -> TrackingEvent builder compiled for it."""
+    """One ``#Fields:`` list, with the row -> TrackingEvent builder compiled for it.
+
+    Also the :class:`~msgtrack.events.RowLayout` of the events it builds.
+    """
 
     def __init__(self, columns: tuple[str, ...]) -> None:
         self.columns = columns
@@ -207,6 +189,8 @@ class Schema:
         #: (index, column, kind) of the columns that need converting, for diagnostics.
         self.converted: list[tuple[int, str, str]] = []
         self.extra_columns: list[tuple[int, str]] = []
+        #: attribute -> cell index of the fields left for the event to convert on access.
+        self.deferred: dict[str, int] = {}
         self.build: Builder = self._compile()
 
     def _compile(self) -> Builder:
@@ -214,23 +198,27 @@ class Schema:
         # field taken straight from its row index, no per-row dict of kwargs and no
         # per-field loop. Only indices and our own attribute names go into the source;
         # column names from the file stay data (_xn).
+        direct = _DIRECT_FIELDS is not None
         values: dict[str, str] = {}
         for i, column in enumerate(self.columns):
             fld = FIELD_BY_COLUMN.get(column)
-            if fld is None or fld.attr in values:
+            if fld is None or fld.attr in values or fld.attr in self.deferred:
                 self.extra_columns.append((i, column))
                 continue
             cell = f"r[{i}]"
+            if direct and fld.attr in DEFERRED:
+                # Lists and EventData: converted when (if ever) someone reads them.
+                self.deferred[fld.attr] = i
+                continue
             if fld.kind == "str":
                 expr = cell
             elif fld.kind == "time":
                 expr = f"_ts({cell})"
+                if i == 0 and decode._FROMISO_Z:
+                    # parse_log_timestamp's own first branch, inlined (one call less).
+                    expr = "(_iso(t) if len(t) == 24 and t[23] == 'Z' else _ts(t))"
             elif fld.kind == "list":
-                # split_list's own shortcut, inlined: most lists have no quoted item.
-                expr = (
-                    f"((_tuple({cell}.split(';')) if \"'\" not in {cell} else _split({cell}))"
-                    f" if {cell} else ())"
-                )
+                expr = f"_split({cell})"
             elif fld.kind == "int":
                 expr = f"(_int({cell}) if {cell} else None)"
             else:  # "data"
@@ -246,31 +234,34 @@ class Schema:
             "_new": object.__new__,
             "_set": object.__setattr__,
             "_ts": decode.parse_log_timestamp,
+            "_iso": datetime.fromisoformat,
             "_split": decode.split_list,
-            "_data": _custom_data,
+            "_data": custom_data_from_text,
             "_int": int,
-            "_tuple": tuple,
             "_xn": tuple(c for _, c in self.extra_columns),
+            "_layout": self,
         }
-        if _DIRECT_FIELDS is not None:
+        if direct:
             # TrackingEvent's frozen __init__ costs ~5 us an event (one
             # object.__setattr__ per field), more than parsing the CSV line. Filling the
-            # instance dict in one go gives an identical event in ~0.8 us;
-            # _direct_fields() checks the class still allows it.
+            # instance dict in one go gives an equal event in ~0.8 us; _direct_fields()
+            # checks the class still allows it. The line itself goes along (events.py).
             items = [
                 f"{attr!r}: {values.get(attr, default)}"
-                for attr, default in _DIRECT_FIELDS
-                if attr != "origin"
+                for attr, default in _DIRECT_FIELDS  # type: ignore[union-attr]
+                if attr != "origin" and attr not in self.deferred
             ]
+            items += ["'origin': origin", "'_row': r", "'_raw': c", "'_layout': _layout"]
             body = (
+                "    t = r[0]\n"
                 "    e = _new(_TE)\n"
-                "    _set(e, '__dict__', {" + ", ".join(items) + ", 'origin': origin})\n"
+                "    _set(e, '__dict__', {" + ", ".join(items) + "})\n"
                 "    return e\n"
             )
         else:
             args = [f"{attr}={expr}" for attr, expr in values.items()]
-            body = "    return _TE(" + ", ".join(args + ["origin=origin"]) + ")\n"
-        source = "def build(r, origin):\n" + body
+            body = "    t = r[0]\n    return _TE(" + ", ".join(args + ["origin=origin"]) + ")\n"
+        source = "def build(r, c, origin):\n" + body
         exec(compile(source, f"<msgtrack schema {self.width} fields>", "exec"), namespace)
         return namespace["build"]  # type: ignore[no-any-return]
 
@@ -298,6 +289,73 @@ def _short(value: str, limit: int = 40) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "...")
 
 
+# --------------------------------------------------------------------------- lines
+
+
+def split_quoted(body: str) -> tuple[list[str], list[str]] | None:
+    """(values, cells as written) of a line holding ``"``, the way ``csv.reader`` with
+    ``strict=True`` reads it; None unless every ``"`` opens or closes a whole quoted
+    value (then csv itself reads the line, and reports what is wrong).
+
+    ``body`` is one line without its line end, and holds no CR. Quoted values keep their
+    quotes in the second list, so a CSV writer can copy them as they are.
+    """
+    cells: list[str] = []
+    quoted: list[int] = []
+    find = body.find
+    end = len(body)
+    pos = 0
+    while True:
+        q = find('"', pos)
+        if q < 0:
+            cells += body[pos:].split(",")
+            break
+        if q > pos:
+            if body[q - 1] != ",":
+                return None  # a quote inside an unquoted value
+            cells += body[pos : q - 1].split(",")
+        close = q
+        while True:
+            close = find('"', close + 1)
+            if close < 0:
+                return None  # the value runs on past the line
+            if body[close + 1 : close + 2] != '"':
+                break
+            close += 1  # a doubled quote inside the value
+        quoted.append(len(cells))
+        cells.append(body[q : close + 1])
+        pos = close + 1
+        if pos == end:
+            break
+        if body[pos] != ",":
+            return None  # text after the closing quote
+        pos += 1
+    values = cells.copy()
+    for i in quoted:
+        values[i] = cells[i][1:-1].replace('""', '"')
+    return values, cells
+
+
+def _line_text(raw: bytes) -> str:
+    """One line as text for csv; an unusable line becomes a _SKIP line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A line cut at the end of the file may end inside a character.
+        return _PARTIAL_LINE if raw[-1:] != b"\n" else f"{_SKIP}utf8:{exc.start + 1}\r\n"
+    # Exchange quotes every value holding '"' and doubles the inner ones, so a sound
+    # line has an even number of quotes. An odd one would make csv run on into the
+    # next lines and swallow them.
+    if line[-1] != "\n" or line.count('"') & 1:
+        return _PARTIAL_LINE if line[-1] != "\n" else _QUOTES_LINE
+    return line
+
+
+# A line with a CR inside goes to csv (see _FileReader.events), which refuses a CR in an
+# unquoted value; Python 3.10's csv also refuses NUL anywhere.
+_NUL_IS_BAD = sys.version_info < (3, 11)
+
+
 # --------------------------------------------------------------------------- one file
 
 
@@ -306,28 +364,55 @@ class _StopFile(Exception):
 
 
 class _FileReader:
+    """One file, line by line.
+
+    A line without ``"`` is split on ``,``; a line whose quotes all open or close whole
+    values is split by :func:`split_quoted`. Both give what ``csv.reader(strict=True)``
+    gives, at a fraction of its cost (it looks at every character in Python's C loop;
+    ``str.split`` and ``str.find`` skip to the next separator). Any other line (a CR
+    inside, a stray quote, a quoted value that runs on into the next lines) goes to a
+    real csv reader, which may then read on into the following lines as it always has.
+    """
+
     def __init__(self, name: str, report: RunReport) -> None:
         self.name = name
         self.report = report
         self.schema: Schema | None = None
+        self._pending: list[str] = []
+        self._pulled = 0  # lines the csv reader read on from the file
+        self._csv: Iterator[list[str]] | None = None
 
-    @staticmethod
-    def _feed(fh: IO[bytes]) -> Iterator[str]:
-        """The file's lines as text, for csv; unusable lines become a _SKIP line."""
-        for raw in fh:
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                # A line cut at the end of the file may end inside a character.
-                yield _PARTIAL_LINE if raw[-1:] != b"\n" else f"{_SKIP}utf8:{exc.start + 1}\r\n"
-                continue
-            # Exchange quotes every value holding '"' and doubles the inner ones, so a
-            # sound line has an even number of quotes. An odd one would make csv run
-            # on into the next lines and swallow them.
-            if line[-1] != "\n" or line.count('"') & 1:
-                yield _PARTIAL_LINE if line[-1] != "\n" else _QUOTES_LINE
-                continue
-            yield line
+    def _feed(self, fh: IO[bytes]) -> Iterator[str]:
+        """The csv reader's input: the line handed over, then the file's next lines."""
+        while True:
+            while self._pending:
+                yield self._pending.pop()
+            raw = next(fh, None)
+            if raw is None:
+                self._csv = None  # this reader is spent
+                return
+            self._pulled += 1
+            yield _line_text(raw)
+
+    def _read_csv(self, fh: IO[bytes], line: str, lineno: int) -> tuple[list[str] | None, int]:
+        """csv's reading of ``line`` (+ the lines it runs on into): (row or None, last line)."""
+        if self._csv is None:
+            if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
+                csv.field_size_limit(_FIELD_SIZE_LIMIT)
+            self._csv = csv.reader(self._feed(fh), strict=True)
+        self._pending.append(line)
+        before = self._pulled
+        try:
+            row = next(self._csv, None)
+        except csv.Error as exc:
+            last = lineno + self._pulled - before
+            self._bad_line(lineno, f"broken quoting: {exc}" + _through(lineno, last))
+            return None, last
+        last = lineno + self._pulled - before
+        if last != lineno:
+            self._bad_line(lineno, "broken quoting: a quoted value runs on" + _through(lineno, last))
+            return None, last
+        return row, last
 
     def events(self) -> Iterator[TrackingEvent]:
         name, report = self.name, self.report
@@ -346,72 +431,105 @@ class _FileReader:
                 reason = "empty file" if not first else "no '#' header at the start"
                 report.problem("bad-file", name, f"not a message tracking log: {reason}")
                 return
-            if csv.field_size_limit() < _FIELD_SIZE_LIMIT:
-                csv.field_size_limit(_FIELD_SIZE_LIMIT)
-            reader = csv.reader(self._feed(fh), strict=True)
             width, build = -1, None
-            prev = 0  # line number of the last line handled
+            lineno = 0
             events = 0
+            limit = _FIELD_SIZE_LIMIT
+            nul_is_bad = _NUL_IS_BAD
             try:
-                while True:
+                for raw in fh:
+                    lineno += 1
                     try:
-                        for row in reader:
-                            lineno = reader.line_num
-                            if lineno == prev + 1 and len(row) == width:
-                                prev = lineno
-                                try:
-                                    event = build(row, f"{name}:{lineno}")  # type: ignore[misc]
-                                except (ValueError, OverflowError):
-                                    self._bad_line(lineno, self.schema.diagnose(row))  # type: ignore[union-attr]
-                                    continue
-                                events += 1
-                                yield event
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        # A line cut at the end of the file may end inside a character.
+                        if raw[-1:] != b"\n":
+                            report.count("partial-lines")
+                        else:
+                            self._bad_line(lineno, f"invalid UTF-8 at byte {exc.start + 1} of the line")
+                        continue
+                    if line[-1] != "\n":
+                        report.count("partial-lines")  # a line still being written
+                        continue
+                    body = line.rstrip("\r\n")
+                    if '"' in body:
+                        # Exchange quotes every value holding '"' and doubles the inner
+                        # ones, so a sound line has an even number of quotes.
+                        if body.count('"') & 1:
+                            self._bad_line(lineno, _SKIP_REASONS["quotes"])
+                            continue
+                        split = None
+                        if "\r" not in body and len(body) < limit and not (nul_is_bad and "\x00" in body):
+                            split = split_quoted(body)
+                        if split is None:
+                            row, last = self._read_csv(fh, line, lineno)
+                            lineno = last
+                            if row is None:
                                 continue
-                            first_line, prev = prev + 1, lineno
-                            if self._slow_row(row, first_line, lineno):
-                                width, build = self.schema.width, self.schema.build  # type: ignore[union-attr]
-                        break
-                    except csv.Error as exc:
-                        first_line, prev = prev + 1, reader.line_num
-                        self._bad_line(first_line, f"broken quoting: {exc}" + _through(first_line, prev))
+                            cells = None
+                        else:
+                            row, cells = split
+                    elif "\r" in body or len(body) >= limit or (nul_is_bad and "\x00" in body):
+                        row, last = self._read_csv(fh, line, lineno)
+                        lineno = last
+                        if row is None:
+                            continue
+                        cells = None
+                    elif body:
+                        row = cells = body.split(",")
+                    else:
+                        report.count("blank-lines")
+                        continue
+                    if len(row) == width:
+                        try:
+                            event = build(row, cells, f"{name}:{lineno}")  # type: ignore[misc]
+                        except (ValueError, OverflowError):
+                            if row[0][:1] == "#":  # a directive as wide as the rows
+                                if self._directive(",".join(row), lineno):
+                                    width, build = self.schema.width, self.schema.build  # type: ignore[union-attr]
+                            else:
+                                self._bad_line(lineno, self.schema.diagnose(row))  # type: ignore[union-attr]
+                            continue
+                        events += 1
+                        yield event
+                    elif self._other_row(row, lineno):
+                        width, build = self.schema.width, self.schema.build  # type: ignore[union-attr]
                 if self.schema is None:
                     report.problem("bad-file", name, "not a message tracking log: no #Fields: header")
             except _StopFile:
                 pass
             finally:
-                report.count("lines", reader.line_num)
+                report.count("lines", lineno)
                 report.count("events", events)
 
     def _bad_line(self, lineno: int, reason: str) -> None:
         self.report.problem("bad-line", f"{self.name}:{lineno}", reason)
 
-    def _slow_row(self, row: list[str], first: int, last: int) -> bool:
-        """Everything but a good data line. Returns True when the schema changed."""
+    def _other_row(self, row: list[str], lineno: int) -> bool:
+        """A row that is not a data line of the current schema. True when the schema changed."""
         if len(row) == 1 and row[0].startswith(_SKIP):
+            # A line csv read on into was replaced by a _SKIP line (see _line_text).
             code = row[0][len(_SKIP) :]
             if code == "partial":
                 self.report.count("partial-lines")
             elif code.startswith("utf8:"):
-                self._bad_line(first, f"invalid UTF-8 at byte {code[5:]} of the line")
+                self._bad_line(lineno, f"invalid UTF-8 at byte {code[5:]} of the line")
             else:
-                self._bad_line(first, _SKIP_REASONS[code])
-            return False
-        if first != last:
-            self._bad_line(first, "broken quoting: a quoted value runs on" + _through(first, last))
+                self._bad_line(lineno, _SKIP_REASONS[code])
             return False
         if not row:
             self.report.count("blank-lines")
             return False
         if row[0].startswith("#"):
-            return self._directive(",".join(row), first)
+            return self._directive(",".join(row), lineno)
         if self.schema is None:
             self.report.problem(
                 "bad-file",
                 self.name,
-                f"not a message tracking log: line {first} comes before any #Fields: header",
+                f"not a message tracking log: line {lineno} comes before any #Fields: header",
             )
             raise _StopFile
-        self._bad_line(first, f"expected {self.schema.width} fields, found {len(row)}")
+        self._bad_line(lineno, f"expected {self.schema.width} fields, found {len(row)}")
         return False
 
     def _directive(self, text: str, lineno: int) -> bool:

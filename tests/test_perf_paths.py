@@ -1,0 +1,169 @@
+"""The fast paths give what the general paths give.
+
+The offline reader splits most lines itself instead of handing them to csv, events read
+from a log line convert their lists and EventData on first access and carry the line
+along, and the CSV sink copies cells from that line. Each shortcut is checked here
+against the general path it stands in for.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import pickle
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from msgtrack.events import CustomData, TrackingEvent, custom_data_text, source_cells
+from msgtrack.report import RunReport
+from msgtrack.sources.logfile import read_logs, split_quoted
+
+UTC = timezone.utc
+F2016 = (
+    "date-time,client-ip,client-hostname,server-ip,server-hostname,source-context,connector-id,"
+    "source,event-id,internal-message-id,message-id,network-message-id,recipient-address,"
+    "recipient-status,total-bytes,recipient-count,related-recipient-address,reference,"
+    "message-subject,sender-address,return-path,message-info,directionality,tenant-id,"
+    "original-client-ip,original-server-ip,custom-data,transport-traffic-type,log-id,schema-version"
+).split(",")
+HEADER = (
+    "#Software: Microsoft Exchange Server\r\n#Version: 15.01.2375.007\r\n"
+    "#Log-type: Message Tracking Log\r\n#Date: 2026-11-27T08:00:00.000Z\r\n"
+    f"#Fields: {','.join(F2016)}\r\n"
+)
+
+
+def csv_line(**values: str) -> str:
+    cells = {k.replace("_", "-"): v for k, v in values.items()}
+    cells.setdefault("date-time", "2026-11-27T08:00:01.123Z")
+    cells.setdefault("event-id", "RECEIVE")
+    out = []
+    for col in F2016:
+        v = cells.get(col, "")
+        if "," in v or '"' in v:
+            v = '"' + v.replace('"', '""') + '"'
+        out.append(v)
+    return ",".join(out) + "\r\n"
+
+
+def read_text(tmp_path: Path, text: str) -> list[TrackingEvent]:
+    path = tmp_path / "MSGTRK2026112708-1.LOG"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    report = RunReport()
+    events = list(read_logs([path], report))
+    assert report.complete, report.problems
+    return events
+
+
+# --------------------------------------------------------------------------- line splitting
+
+
+def csv_row(body: str) -> list[str] | None:
+    try:
+        return next(csv.reader([body + "\r\n"], strict=True))
+    except csv.Error:
+        return None
+
+
+@settings(max_examples=2000)
+@given(st.text(alphabet='ab,"; \'=\x00', max_size=30))
+def test_lines_split_as_csv_reads_them(body: str) -> None:
+    # The reader's own splitting, for the lines it does not hand to csv (blank ones are
+    # counted, lines with a CR go to csv).
+    if not body:
+        return
+    if '"' not in body:
+        assert body.split(",") == csv_row(body)
+        return
+    split = split_quoted(body)
+    if split is None:
+        return  # csv reads it
+    values, cells = split
+    assert values == csv_row(body)
+    assert ",".join(cells) == body  # the cells as written, quotes and all
+
+
+@pytest.mark.parametrize("body, values", [
+    ('"a,b",c', ["a,b", "c"]),
+    ('a,"b ""x"", y",', ["a", 'b "x", y', ""]),
+    ('"",""""', ["", '"']),
+    (',"x"', ["", "x"]),
+])
+def test_split_quoted_examples(body: str, values: list[str]) -> None:
+    got = split_quoted(body)
+    assert got is not None and got[0] == values and ",".join(got[1]) == body
+
+
+@pytest.mark.parametrize("body", ['a"b,"c"', '"a"b', '"a', 'a, "b"'])
+def test_split_quoted_declines_what_is_not_plain_quoting(body: str) -> None:
+    assert split_quoted(body) is None
+
+
+def test_a_directive_as_wide_as_the_rows_is_a_directive(tmp_path: Path) -> None:
+    # Used to be read as a data line and reported as a bad timestamp ('#Fields: date-time').
+    text = HEADER + csv_line() + f"#Fields: {','.join(F2016)}\r\n" + csv_line(event_id="SEND")
+    assert [ev.event_id for ev in read_text(tmp_path, text)] == ["RECEIVE", "SEND"]
+
+
+# --------------------------------------------------------------------------- events from a line
+
+LINE = dict(
+    source_context="MDB:1, Mailbox:2, MessageClass:IPM.Note, ClientType:OWA",
+    recipient_address="a@contoso.com;'o''brien@contoso.com';'x;y@contoso.com'",
+    recipient_status="250 OK;550 no", reference="<r1>", total_bytes="1024",
+    message_subject='He said "hi", then left', message_info="04I: ",
+    custom_data="S:A=x;I32:B=2;Dt:C=2026-11-27T08:00:00.500Z;Dbl:E=2.5",
+)
+
+
+def twin(ev: TrackingEvent) -> TrackingEvent:
+    """The same event built through __init__ (as a remote source builds it)."""
+    return TrackingEvent(**{f.name: getattr(ev, f.name) for f in dataclasses.fields(ev)})
+
+
+def test_a_line_event_equals_its_constructor_twin(tmp_path: Path) -> None:
+    (ev,) = read_text(tmp_path, HEADER + csv_line(**LINE))
+    assert "recipients" not in vars(ev) and "event_data" not in vars(ev)  # not converted yet
+    assert ev.recipients == ("a@contoso.com", "o'brien@contoso.com", "x;y@contoso.com")
+    assert ev.event_data == {"A": "x", "B": 2, "C": datetime(2026, 11, 27, 8, 0, 0, 500000, tzinfo=UTC),
+                             "E": 2.5}
+    assert isinstance(ev.event_data, dict)
+    assert ev == twin(ev) and repr(ev) == repr(twin(ev))
+    layout, cells = source_cells(ev)  # type: ignore[misc]
+    assert layout.columns == tuple(F2016)
+    assert cells[18] == '"He said ""hi"", then left"'  # as written
+
+
+def test_replace_pickle_and_copy_keep_fields_and_drop_the_line(tmp_path: Path) -> None:
+    (ev,) = read_text(tmp_path, HEADER + csv_line(**LINE))
+    moved = dataclasses.replace(ev, origin="elsewhere")
+    split = dataclasses.replace(ev, recipients=("a@contoso.com",))
+    assert source_cells(moved) is None and source_cells(split) is None
+    assert moved == ev and split.recipients == ("a@contoso.com",)
+    for clone in (pickle.loads(pickle.dumps(ev)), copy.copy(ev), copy.deepcopy(ev)):
+        assert clone == ev and clone.origin == ev.origin
+        assert source_cells(clone) is None
+        assert not any(k.startswith("_") for k in vars(clone))
+
+
+def test_event_data_remembers_the_log_text_until_changed(tmp_path: Path) -> None:
+    (ev,) = read_text(tmp_path, HEADER + csv_line(**LINE))
+    assert custom_data_text(ev.event_data) == LINE["custom_data"]
+    split = dataclasses.replace(ev, recipients=("a@contoso.com",))
+    assert custom_data_text(split.event_data) == LINE["custom_data"]
+    clone = pickle.loads(pickle.dumps(ev))
+    assert custom_data_text(clone.event_data) == LINE["custom_data"]
+    data = CustomData({"A": "x"}, "S:A=x")
+    data["B"] = 2
+    assert custom_data_text(data) == "S:A=x;I32:B=2"
+    assert custom_data_text({"A": "x", "N": 3}) == "S:A=x;I32:N=3"
+
+
+def test_events_of_one_text_do_not_share_event_data(tmp_path: Path) -> None:
+    a, b = read_text(tmp_path, HEADER + csv_line(**LINE) + csv_line(**LINE))
+    assert a.event_data == b.event_data and a.event_data is not b.event_data
