@@ -379,3 +379,63 @@ def test_kind_of_timestamp_info_survives_the_remote_path(exchange_peer_factory: 
                      and r["MessageInfoKind"] == InfoKind.TIMESTAMP.value]
         assert len(rewritten) == 9
         assert all(r["MessageInfo"].endswith(".000Z") for r in rewritten)
+
+
+# --------------------------------------------------------------------------- Kerberos (real KDC)
+
+
+def kerberos_args(peer: Any, kdc: Any, *extra: str) -> list[str]:
+    return ["search", "--connect", peer.host, "--port", str(peer.port), "--auth", "kerberos",
+            "--spn-host", kdc.service_host, "--server", "EX01", "-f", "jsonl",
+            "--operation-timeout", "2", *extra]
+
+
+def test_kerberos_end_to_end_with_a_password(kerberos_kdc: Any, exchange_peer_factory: Any
+                                             ) -> None:
+    from tests.exchange_peer.fixtures import kdc_peer_options
+
+    peer = exchange_peer_factory(**kdc_peer_options(kerberos_kdc))
+    result = runner.invoke(app, kerberos_args(peer, kerberos_kdc, "-u", kerberos_kdc.principal),
+                           env={PASSWORD_ENV: kerberos_kdc.password})
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 50
+    assert set(peer.stats.encryption_protocols) == {"application/HTTP-Kerberos-session-encrypted"}
+
+
+def test_kerberos_unattended_with_a_client_keytab(kerberos_kdc: Any, exchange_peer_factory: Any,
+                                                  tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's nightly set-up: KRB5_CLIENT_KTNAME + a private KRB5CCNAME, no password."""
+    import os
+    import subprocess
+
+    from tests.exchange_peer import kdc as mit
+    from tests.exchange_peer.fixtures import kdc_peer_options
+
+    keytab = tmp_path / "svc-tracking.keytab"
+    kadmin = mit._tool("kadmin.local") or "kadmin.local"
+    for query in ("addprinc -randkey svc-tracking", f"ktadd -k {keytab} svc-tracking"):
+        subprocess.run([kadmin, "-r", kerberos_kdc.realm, "-q", query], check=True,
+                       capture_output=True, env={**os.environ}, timeout=30)
+    monkeypatch.setenv("KRB5_CLIENT_KTNAME", str(keytab))
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'krb5cc'}")
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    peer = exchange_peer_factory(**kdc_peer_options(kerberos_kdc))
+    principal = f"svc-tracking@{kerberos_kdc.realm}"
+    result = runner.invoke(app, kerberos_args(peer, kerberos_kdc, "-u", principal))
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 50
+
+
+def test_kerberos_without_a_ticket_is_one_line_with_a_hint(kerberos_kdc: Any,
+                                                           exchange_peer_factory: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.exchange_peer.fixtures import kdc_peer_options
+
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    monkeypatch.delenv("KRB5_CLIENT_KTNAME", raising=False)
+    peer = exchange_peer_factory(**kdc_peer_options(kerberos_kdc))
+    result = runner.invoke(app, kerberos_args(peer, kerberos_kdc, "-u", kerberos_kdc.principal))
+    assert result.exit_code == 1
+    assert "msgtrack: error: 127.0.0.1: Kerberos/SPNEGO failed" in result.stderr
+    assert "msgtrack: hint: no usable Kerberos ticket: run 'kinit user@REALM'" in result.stderr

@@ -357,7 +357,7 @@ def remote_source(config: AuditConfig) -> tuple[Connection, Plan]:
         insecure=bool(profile.insecure), username=profile.username,
         password=get_password(profile.username, auth, interactive=False),
         connection_timeout=src.connect_timeout, operation_timeout=src.operation_timeout,
-        culture=profile.culture or "en-US")
+        culture=profile.culture or "en-US", spn_host=profile.spn_host)
     if conn.insecure:
         log.warning("profile %s: insecure = true: the server certificate is NOT validated",
                     profile.name)

@@ -46,6 +46,9 @@ Username = Annotated[str | None, typer.Option(
     "--username", "-u", envvar="MSGTRACK_USERNAME", rich_help_panel=_REMOTE,
     help="user@REALM (UPN) or DOMAIN\\user. The password comes from MSGTRACK_PASSWORD, "
          "the keyring, or a prompt, never from the command line.")]
+SpnHost = Annotated[str | None, typer.Option(
+    "--spn-host", envvar="MSGTRACK_SPN_HOST", rich_help_panel=_REMOTE,
+    help="Kerberos: the server FQDN for the SPN when --connect is an IP address or an alias.")]
 OperationTimeout = Annotated[int, typer.Option(
     "--operation-timeout", rich_help_panel=_REMOTE, min=1,
     help="WSMan OperationTimeout (s): how long one Receive waits for data.")]
@@ -76,7 +79,8 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
              ca_bundle: str | None, insecure: bool, username: str | None,
              operation_timeout: int, connect_timeout: int, slice_timeout: float | None,
              slice_hours: float, cap: int, parallel: int | None, retries: int,
-             culture: str | None) -> tuple[Connection, Plan] | None:
+             culture: str | None, spn_host: str | None = None
+             ) -> tuple[Connection, Plan] | None:
     """(Connection, Plan) for a remote search, or None when nothing asks for one."""
     explicit = bool(server or all_servers or profile_name)
     profile: Profile = load_profile(profile_name)
@@ -99,6 +103,7 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
         connection_timeout=connect_timeout,
         operation_timeout=operation_timeout,
         culture=_pick(culture, profile.culture, "en-US"),
+        spn_host=_pick(spn_host, profile.spn_host, None),
     )
     if conn.insecure:
         typer.echo("msgtrack: warning: --insecure: the server's TLS certificate is NOT "

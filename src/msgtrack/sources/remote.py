@@ -83,6 +83,8 @@ class Connection:
     certificate_pem: str | None = None
     certificate_key_pem: str | None = None
     culture: str = "en-US"
+    #: Kerberos: the host name for the SPN (HTTP/<host>) when connecting by IP or alias.
+    spn_host: str | None = None
 
     def wsman_kwargs(self, host: str) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -101,6 +103,8 @@ class Connection:
             "encryption": "auto",
             "no_proxy": False,
         }
+        if self.spn_host:
+            kwargs["negotiate_hostname_override"] = self.spn_host
         if self.ssl:
             kwargs["cert_validation"] = False if self.insecure else (self.ca_bundle or True)
         if self.auth == "basic" and not self.ssl:
