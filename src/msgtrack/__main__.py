@@ -1,0 +1,5 @@
+"""python -m msgtrack"""
+
+from msgtrack.cli import main
+
+main()

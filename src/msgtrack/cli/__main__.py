@@ -1,0 +1,5 @@
+"""python -m msgtrack.cli"""
+
+from msgtrack.cli import main
+
+main()
