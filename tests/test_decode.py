@@ -911,3 +911,91 @@ def test_latency_total_formats_three_decimals():
     assert isinstance(block, LatencyBlock)
     assert annotation_columns(_info("LSRV=h:TOTAL-HUB=12"), {})["LatencySeconds"] == "12.000"
     assert not math.isnan(block.total)
+
+
+# --------------------------------------------------------------------------- fast paths
+# summarize_message_info / submission_values / annotation_values stand in for the full
+# decoders on the CSV path; they must agree with them on everything.
+
+
+def _slow_annotations(value: str, context: str, event_id: str) -> tuple[str, ...]:
+    return tuple(annotation_columns(decode_message_info(value), decode_source_context(context),
+                                    event_id).values())
+
+
+def _check_fast_paths(value: str, context: str = "", event_id: str = "") -> None:
+    assert decode.annotation_values(value, context, event_id) == _slow_annotations(value, context, event_id)
+    info = decode_message_info(value)
+    block = info.latency.this_server if info.latency else None
+    summary = decode.summarize_message_info(value)
+    assert summary.arrival == info.timestamp
+    assert summary.local == (block.local if block else None)
+
+
+@pytest.mark.parametrize("case", _table("message_info.jsonl"))
+def test_fast_annotations_table(case):
+    _check_fast_paths(case["value"], "", case.get("event_id", ""))
+    _check_fast_paths(case["value"], "", "DEFER")
+
+
+@pytest.mark.parametrize("case", _table("source_context.jsonl"))
+def test_fast_submission_table(case):
+    expect = case["expect"]
+    assert decode.submission_values(case["value"]) == (
+        expect.get("MessageClass", ""), expect.get("ClientType", ""))
+
+
+def _mostly(common: list[str], rare: list[str]) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(common), st.sampled_from(common), st.sampled_from(rare))
+
+
+# Latency strings near the form the fast path takes: half of them take it.
+_LATENCY_BLOCK = st.builds(
+    "{}={}:{}={}{}".format,
+    _mostly(["SRV", "LSRV"], ["XSRV", "lsrv", " LSRV"]),
+    _mostly(["EX01.contoso.com", " EX 02 "], ["", "a,b", 'q"s']),
+    _mostly(["TOTAL", "TOTAL-HUB", "TOTAL-PEN"], ["TOTAL-", "TOTALX", " TOTAL", "SMR", "TOTAL-A B"]),
+    _mostly(["0.5", "-1.25", "12", "0.1234"], ["1.2.3", " 1", "", "x"]),
+    _mostly(["", "|SMR=0.1", "(A=1|B=2)|C=3"], [")", "(", " ", "|QDE", "(A=1", "x|A=1"]),
+)
+_LATENCY_VALUE = st.builds(
+    lambda stamp, hops, block, tail: stamp + "".join(h + ";" for h in hops) + block + tail,
+    _mostly(["", "2026-11-27T08:00:00.123Z;"], ["2026-13-27T08:00:00.123Z;",
+            "2026-11-27T08:00:00.1234567Z;", " 2026-11-27T08:00:00.123Z;", "x;"]),
+    st.lists(st.one_of(_LATENCY_BLOCK, st.sampled_from(["", " ", "junk", "QDE|SMSC"])), max_size=2),
+    _LATENCY_BLOCK,
+    _mostly([""], [";", ";QDE|SMSC", " ", ";;", ";junk"]),
+)
+
+
+@settings(max_examples=3000)
+@given(_LATENCY_VALUE, st.integers(0, 80), st.sampled_from(["", ";", "(", ")", "|", "=", ":", " "]))
+def test_fast_message_info_agrees_with_the_full_decoder(value, at, char):
+    _check_fast_paths(value, "", "SEND")
+    _check_fast_paths(value[:at] + char + value[at:], "", "defer")
+
+
+@given(st.text(max_size=40))
+def test_fast_message_info_agrees_on_any_text(value):
+    _check_fast_paths(value)
+
+
+def test_fast_message_info_deep_nesting_goes_the_full_way():
+    value = "LSRV=EX01:TOTAL=1(" + "A=1(" * 70 + ")" * 71
+    _check_fast_paths(value, "", "DELIVER")
+
+
+_CONTEXT_BITS = st.sampled_from([
+    "MDB:1", "Mailbox:2", "MessageClass:IPM.Note", "MessageClass:", "ClientType:OWA",
+    "ClientType:Air,Sync", ", ", ",", " ", ":", ";", "Event:3", "x", "9Key:v", "MessageClass",
+    "ClientType", "\n",
+])
+
+
+@settings(max_examples=2000)
+@given(st.lists(_CONTEXT_BITS, max_size=10).map("".join))
+def test_fast_submission_agrees_with_decode_source_context(context):
+    decoded = decode_source_context(context)
+    assert decode.submission_values(context) == (
+        decoded.get("MessageClass", ""), decoded.get("ClientType", ""))
+    assert decode.annotation_values("", context) == _slow_annotations("", context, "")

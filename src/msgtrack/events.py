@@ -288,17 +288,17 @@ class TrackingEvent:
         """``LocalServer``, ``EndToEnd`` or ``None``, computed as the cmdlet does."""
         if not self._has_cmdlet_latency():
             return "None"
-        latency = self.info.latency
-        if latency is None or latency.this_server is None:
+        local = decode.summarize_message_info(self.message_info).local
+        if local is None:
             return "None"
-        return "LocalServer" if latency.this_server.local else "EndToEnd"
+        return "LocalServer" if local else "EndToEnd"
 
     @property
     def message_latency(self) -> timedelta | None:
         """Event time minus original arrival time (never negative), as the cmdlet does."""
         if not self._has_cmdlet_latency():
             return None
-        arrival = self.info.timestamp
+        arrival = decode.summarize_message_info(self.message_info).arrival
         if arrival is None:
             return None
         return max(self.timestamp - arrival, timedelta(0))
@@ -309,8 +309,10 @@ class TrackingEvent:
         )
 
     def annotations(self) -> dict[str, str]:
-        """The annotation columns every sink writes after the cmdlet's properties."""
-        return decode.annotation_columns(self.info, self.submission, self.event_id)
+        """The annotation columns every sink writes after the cmdlet's properties
+        (:func:`decode.annotation_columns` of :attr:`info` and :attr:`submission`)."""
+        return dict(zip(decode.ANNOTATION_COLUMNS, decode.annotation_values(
+            self.message_info, self.source_context, self.event_id), strict=True))
 
 
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrackingEvent))
