@@ -140,3 +140,24 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         result = run(*name.split(), "--help")
         assert result.exit_code == 0, name
         assert f"msgtrack {name}" in readme, f"README never shows 'msgtrack {name}'"
+
+
+CLIXML = Path(__file__).parent / "data" / "clixml"
+
+
+def test_clixml_entity_bomb_is_refused_in_one_line() -> None:
+    result = run("search", "--clixml", str(CLIXML / "billion_laughs.clixml"))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"msgtrack: error: {CLIXML / 'billion_laughs.clixml'}: refused: the file declares a "
+        "DTD/entities (possible entity-expansion attack)")
+
+
+def test_clixml_truncated_file_keeps_earlier_events_and_exits_3(tmp_path: Path) -> None:
+    text = (CLIXML / "export_ps51.clixml").read_text()
+    cut = tmp_path / "cut.clixml"
+    cut.write_text(text[: text.index('<Obj RefId="6">') + 400])
+    result = run("search", "--clixml", str(cut), "-f", "jsonl")
+    assert result.exit_code == 3
+    assert len(result.stdout.splitlines()) == 1
+    assert f"msgtrack: bad-file: {cut}: truncated XML at line" in result.stderr
