@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 Callback = Callable[[str, dict[str, int]], None]
 
 
 @contextmanager
-def remote_progress(enabled: bool | None = None) -> Iterator[Callback | None]:
+def remote_progress(enabled: bool | None = None, console: Any = None
+                    ) -> Iterator[Callback | None]:
     if enabled is None:
         enabled = sys.stderr.isatty()
     if not enabled:
@@ -21,7 +23,7 @@ def remote_progress(enabled: bool | None = None) -> Iterator[Callback | None]:
 
     counts = {"events": 0, "errors": 0, "servers": 0, "servers_done": 0}
     with Progress(TextColumn("[bold]slices"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.description}"), console=Console(stderr=True),
+                  TextColumn("{task.description}"), console=console or Console(stderr=True),
                   transient=True) as bar:
         task = bar.add_task("", total=None)
 
