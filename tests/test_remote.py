@@ -439,3 +439,19 @@ def test_kerberos_without_a_ticket_is_one_line_with_a_hint(kerberos_kdc: Any,
     assert result.exit_code == 1
     assert "msgtrack: error: 127.0.0.1: Kerberos/SPNEGO failed" in result.stderr
     assert "msgtrack: hint: no usable Kerberos ticket: run 'kinit user@REALM'" in result.stderr
+
+
+def test_a_slow_slice_times_out_is_stopped_and_reported(exchange_peer_factory: Any) -> None:
+    events = dense_events(40, "EX01")
+    peer = exchange_peer_factory(servers=[ServerSpec("EX01", events=events)],
+                                 faults=[Fault.slow(0.2)])
+    began = time.monotonic()
+    result = invoke(cli_args(peer, "EX01") + ["-f", "jsonl", "--start", "2026-11-27T10:00Z",
+                                              "--end", "2026-11-27T11:00Z", "--retries", "1",
+                                              "--slice-timeout", "1.5", "--operation-timeout", "1"])
+    assert result.exit_code == 3
+    assert result.stdout == ""  # a partial slice is never emitted
+    assert "msgtrack: slice: EX01 [2026-11-27T10:00:00Z, 2026-11-27T11:00:00Z): failed after " \
+           "1 retries: slice timed out after 1.5 s" in result.stderr
+    assert time.monotonic() - began < 20
+    assert peer.stats.requests["Signal"] >= 2  # ctrl_c sent for each attempt

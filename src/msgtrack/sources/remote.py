@@ -291,7 +291,7 @@ class Session:
                 if (deadline is not None and time.monotonic() > deadline) or (
                         stop is not None and stop.is_set()):
                     ps.stop()
-                    raise Transient(f"slice timed out after {timeout:.0f} s"
+                    raise Transient(f"slice timed out after {timeout:g} s"
                                     if not (stop and stop.is_set()) else "stopped")
             events.extend(ps.output)
             ps.output = []
