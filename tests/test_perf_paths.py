@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import io
 import pickle
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 
 from msgtrack.events import CustomData, TrackingEvent, custom_data_text, source_cells
 from msgtrack.report import RunReport
+from msgtrack.sinks import COLUMNS, SinkOptions, neutralise, write, write_rows
+from msgtrack.sinks.rows import csv_cells, event_cells, quote_cells
 from msgtrack.sources.logfile import read_logs, split_quoted
 
 UTC = timezone.utc
@@ -167,3 +170,58 @@ def test_event_data_remembers_the_log_text_until_changed(tmp_path: Path) -> None
 def test_events_of_one_text_do_not_share_event_data(tmp_path: Path) -> None:
     a, b = read_text(tmp_path, HEADER + csv_line(**LINE) + csv_line(**LINE))
     assert a.event_data == b.event_data and a.event_data is not b.event_data
+
+
+# --------------------------------------------------------------------------- CSV sink
+
+
+def generic_cells(ev: TrackingEvent) -> list[str]:
+    """The general path's cells for the same event (no line behind it)."""
+    return list(quote_cells(event_cells(twin(ev))))
+
+
+def test_csv_cells_from_the_line_equal_the_general_path(tmp_path: Path) -> None:
+    lines = [
+        csv_line(**LINE),
+        csv_line(**{**LINE, "event_id": "DELIVER", "source": "STOREDRIVER",
+                    "message_info": "2026-11-27T08:00:00.100Z;SRV=EX01.contoso.com:TOTAL-HUB=0.5|SMR=1"}),
+        csv_line(event_id="DEFER", message_info="2026-11-27T09:00:00.000Z", reference="a;'b'"),
+        csv_line(date_time="2026-11-27T08:00:01Z", total_bytes="007", recipient_count="+3",
+                 message_subject="=1+1", sender="-x", client_hostname='"q"'),
+        csv_line(message_info="02P:fabrikam,com: ", source_context="MessageClass:IPM,Note, ClientType:\"x\""),
+        csv_line(event_id="SUBMIT", message_info="LSRV=a,b:TOTAL-SUB=1.25", recipient_address="a@b"),
+    ]
+    for ev in read_text(tmp_path, HEADER + "".join(lines)):
+        assert source_cells(ev) is not None
+        assert list(csv_cells(ev)) == generic_cells(ev), ev.origin
+
+
+def test_csv_output_is_what_csv_writer_writes(tmp_path: Path) -> None:
+    text = HEADER + csv_line(**LINE) + csv_line(message_subject="@SUM(A1), or not", sender="+1")
+    events = read_text(tmp_path, text)
+    for safe in (True, False):
+        out = io.StringIO()
+        write(events, "csv", out, SinkOptions(safe_csv=safe))
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\r\n")
+        writer.writerow(COLUMNS)
+        for ev in events:
+            cells = event_cells(twin(ev))
+            writer.writerow([neutralise(c) for c in cells] if safe else cells)
+        assert out.getvalue() == expected.getvalue()
+    row = next(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["EventData"] == LINE["custom_data"]  # the log's own typed text
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(alphabet='a,"=+-@\t\r\n \'', max_size=6), min_size=1, max_size=5))
+def test_quoted_cells_and_the_guard_match_csv_writer(cells: list[str]) -> None:
+    for safe in (True, False):
+        out = io.StringIO()
+        names = [f"c{i}" for i in range(len(cells))]
+        write_rows([dict(zip(names, cells))], "csv", out, safe_csv=safe, columns=names)
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\r\n")
+        writer.writerow(names)
+        writer.writerow([neutralise(c) for c in cells] if safe else cells)
+        assert out.getvalue() == expected.getvalue()

@@ -57,6 +57,14 @@ def test_csv_values_round_trip_through_a_csv_reader() -> None:
     assert row["Origin"] == "x.LOG:9"
 
 
+def test_csv_event_data_is_the_logs_typed_text() -> None:
+    # Lossless, and what admins know from the log's custom-data column; JSONL keeps an object.
+    out = io.StringIO()
+    write([make()], "csv", out)
+    assert csv_rows(out.getvalue())[0]["EventData"] == (
+        "Dbl:E2ELatency=0.701;I32:Count=3;Dt:When=2026-11-27T08:00:01.123Z")
+
+
 @pytest.mark.parametrize("evil", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)",
                                   "\tcmd", "\rcmd"])
 def test_formula_cells_are_neutralised_by_default(evil: str) -> None:

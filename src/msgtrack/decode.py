@@ -577,17 +577,36 @@ class InfoSummary(NamedTuple):
     local: bool | None  #: this server's block is LSRV= (True) / SRV= (False); None without one
 
 
-#: [arrival;][SRV=/LSRV= hops;]SRV=/LSRV=server:TOTAL[-process]=seconds[(|...] -- the form
-#: Exchange 2013+ writes. The arrival must be the log's exact form, or else the full
-#: decoder decides what the first part is.
-_LATENCY_FAST_RE = re.compile(
-    r"(?:([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z);)?"
-    r"(?:L?SRV=[^;]*;)*"
-    r"(L?)SRV=([^:;]*):TOTAL(?:-[^=|();]*)?=(-?[0-9]+(?:\.[0-9]+)?)(?:[|(][^;]*)?\Z"
+#: The last ";" part of a latency string, when it is this server's block in the form
+#: Exchange 2013+ writes: SRV=/LSRV=server:TOTAL[-process]=seconds, then "|", "(" or the
+#: end. Seconds in the "%.3f" form are group 4 (they need no formatting), others group 5.
+_LAST_BLOCK_RE = re.compile(
+    r"(L?)SRV=([^:]*):TOTAL(?:-[^=|()]*)?="
+    r"(?:(-?(?:0|[1-9][0-9]{0,8})\.[0-9]{3})|(-?[0-9]+(?:\.[0-9]+)?))(?:[|(]|\Z)"
 )
 _LOG_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
 _summaries: dict[str, InfoSummary] = {}
-_new_summary = InfoSummary._make
+#: Arrival times seen in latency strings: every event of a message repeats its own.
+_arrivals: dict[str, datetime | None] = {}
+_tuple_new = tuple.__new__
+
+
+def _arrival(head: str) -> datetime | None | bool:
+    """The datetime of an arrival part in the log's form, None if it does not read (a
+    hop then), False if it is not in the log's form at all."""
+    hit = _arrivals.get(head, False)
+    if hit is not False:
+        return hit
+    if len(head) != 24 or _LOG_TIMESTAMP_RE.match(head) is None:
+        return False
+    try:
+        value: datetime | None = parse_log_timestamp(head)
+    except ValueError:  # e.g. month 13
+        value = None
+    if len(_arrivals) >= 4096:
+        _arrivals.clear()
+    _arrivals[head] = value
+    return value
 
 
 def summarize_message_info(value: str) -> InfoSummary:
@@ -595,30 +614,45 @@ def summarize_message_info(value: str) -> InfoSummary:
     hit = _summaries.get(value)
     if hit is not None:
         return hit
-    m = _LATENCY_FAST_RE.match(value)
+    first = value.find(";")
+    last = value.rfind(";") + 1
+    m = _LAST_BLOCK_RE.match(value, last)
     # Nesting deeper than _MAX_DEPTH empties the block's components in the full parser.
-    if m is not None and value.count("(") < _MAX_DEPTH:
-        stamp, local, server, seconds = m.groups()
+    if m is not None and value.count("(", last) < _MAX_DEPTH:
+        # This server's block is the last part. Only the first part matters besides: the
+        # arrival time, or a hop block. Parts in between never change these columns.
+        stamp = ""
         arrival = None
-        if stamp is not None:
-            try:
-                arrival = parse_log_timestamp(stamp)
-            except ValueError:  # e.g. month 13: then the first part is a hop that does not read
-                stamp = None
-        return _new_summary(("Latency", "", "", "", "", stamp or "", f"{float(seconds):.3f}",
-                             server.strip(), arrival, local == "L"))
+        if first >= 0:
+            head = value[:first]
+            found = _arrivals.get(head, False)
+            if found is False:
+                found = _arrival(head)
+            if found is False:
+                if not head.startswith(("SRV=", "LSRV=")):
+                    m = None  # an arrival in another form, or other text: the full decoder
+            elif found is not None:  # (None: a timestamp that does not read is a hop)
+                arrival = found
+                stamp = head
+        if m is not None:
+            local, server, seconds, other = m.groups()
+            return _tuple_new(InfoSummary, (
+                "Latency", "", "", "", "", stamp,
+                seconds if seconds is not None else f"{float(other):.3f}",
+                server.strip(), arrival, local == "L"))
     if len(value) == 24 and _LOG_TIMESTAMP_RE.match(value):
         try:
             arrival = parse_log_timestamp(value)
         except ValueError:
             pass
         else:
-            return _new_summary(("Timestamp", "", "", "", "", value, "", "", arrival, None))
+            return _tuple_new(InfoSummary, (
+                "Timestamp", "", "", "", "", value, "", "", arrival, None))
     info = decode_message_info(value)
     auth = info.auth
     block = info.latency.this_server if info.latency is not None else None
     arrival = info.timestamp
-    summary = _new_summary((
+    summary = InfoSummary(
         info.kind.value,
         auth.code if auth else "",
         auth.method if auth else "",
@@ -629,7 +663,7 @@ def summarize_message_info(value: str) -> InfoSummary:
         block.server if block else "",
         arrival,
         block.local if block else None,
-    ))
+    )
     if info.kind is not InfoKind.LATENCY and info.kind is not InfoKind.TIMESTAMP:
         # Auth codes, empty and other text repeat; times and latencies rarely do.
         if len(_summaries) >= 4096:

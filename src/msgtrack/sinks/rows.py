@@ -1,22 +1,35 @@
 """Events -> flat rows with the cmdlet's column names plus the annotation columns.
 
-Output code never knows where an event came from; it only sees TrackingEvents.
+Output code never knows where an event came from; it only sees TrackingEvents. One
+shortcut looks behind that: an event read from a log line still holds the line's cells
+as written (:func:`msgtrack.events.source_cells`), and :func:`csv_cells` copies those
+that need no formatting, CSV quoting included, instead of formatting them again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from msgtrack.decode import ANNOTATION_COLUMNS, format_log_timestamp, join_list
-from msgtrack.events import FIELDS, TrackingEvent
+from msgtrack.decode import (
+    ANNOTATION_COLUMNS,
+    annotation_values,
+    format_log_timestamp,
+    join_list,
+    submission_values,
+    summarize_message_info,
+)
+from msgtrack.events import FIELDS, TrackingEvent, custom_data_text, source_cells
 
 #: File-only columns: written after the annotations so cmdlet-shaped consumers are undisturbed.
 _FILE_ONLY = ("OriginalServerIp", "LogId")
 
 _CMDLET_FIELDS = tuple(f for f in FIELDS if f.prop not in _FILE_ONLY)
 _FILE_FIELDS = tuple(f for f in FIELDS if f.prop in _FILE_ONLY)
+
 
 def _columns() -> tuple[str, ...]:
     names: list[str] = []
@@ -30,11 +43,18 @@ def _columns() -> tuple[str, ...]:
 #: Every column, in output order.
 COLUMNS: tuple[str, ...] = _columns()
 
+#: Events for which the cmdlet computes MessageLatency (as TrackingEvent._has_cmdlet_latency).
+_LATENCY_EVENTS = frozenset({"DELIVER", "SEND", "SUBMIT"})
+
 
 def format_timespan(value: timedelta | None) -> str:
     """.NET TimeSpan text (``[d.]hh:mm:ss.fffffff``), as the cmdlet's MessageLatency prints."""
     if value is None:
         return ""
+    if value.days == 0:  # the usual case: under a day, not negative
+        minutes, seconds = divmod(value.seconds, 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{value.microseconds:06d}0"
     total_us = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
     days, rem = divmod(total_us, 86_400_000_000)
     hours, rem = divmod(rem, 3_600_000_000)
@@ -42,6 +62,18 @@ def format_timespan(value: timedelta | None) -> str:
     seconds, micro = divmod(rem, 1_000_000)
     text = f"{hours:02d}:{minutes:02d}:{seconds:02d}.{micro:06d}0"
     return f"{days}.{text}" if days else text
+
+
+def _latency_cells(event_id: str, source: str, message_info: str, timestamp: datetime) -> tuple[str, str]:
+    """(MessageLatency, MessageLatencyType) text, as ev.message_latency(_type) give them."""
+    if event_id not in _LATENCY_EVENTS and not (event_id == "RESUBMIT" and source == "STOREDRIVER"):
+        return ("", "None")
+    summary = summarize_message_info(message_info)
+    local, arrival = summary.local, summary.arrival
+    kind = "None" if local is None else "LocalServer" if local else "EndToEnd"
+    if arrival is None:
+        return ("", kind)
+    return (format_timespan(max(timestamp - arrival, timedelta(0))), kind)
 
 
 def _json_value(value: Any) -> Any:
@@ -63,8 +95,9 @@ def event_record(ev: TrackingEvent) -> dict[str, Any]:
             value = {k: _json_value(v) for k, v in value.items()}
         record[f.prop] = value
         if f.prop == "MessageInfo":
-            record["MessageLatency"] = format_timespan(ev.message_latency) or None
-            record["MessageLatencyType"] = ev.message_latency_type
+            latency, latency_type = _latency_cells(ev.event_id, ev.source, ev.message_info, ev.timestamp)
+            record["MessageLatency"] = latency or None
+            record["MessageLatencyType"] = latency_type
     record.update(ev.annotations())
     for f in _FILE_FIELDS:
         record[f.prop] = getattr(ev, f.attr)
@@ -73,12 +106,13 @@ def event_record(ev: TrackingEvent) -> dict[str, Any]:
     return record
 
 
-def _data_text(data: Any) -> str:
-    return join_list(f"{k}={_json_value(v)}" for k, v in data.items())
+def _extra_text(extra: dict[str, str]) -> str:
+    return join_list(f"{k}={v}" for k, v in extra.items())
 
 
 def event_cells(ev: TrackingEvent) -> list[str]:
-    """One event as CSV cells in :data:`COLUMNS` order (lists joined with ``;``)."""
+    """One event as CSV cell values in :data:`COLUMNS` order (lists joined with ``;``,
+    EventData as the log's typed text, ``S:Key=Value;I32:N=3``)."""
     cells: list[str] = []
     append = cells.append
     for f in _CMDLET_FIELDS:
@@ -93,16 +127,154 @@ def event_cells(ev: TrackingEvent) -> list[str]:
         elif kind == "int":
             append("" if value is None else str(value))
         else:
-            append(_data_text(value))
+            append(custom_data_text(value))
         if f.prop == "MessageInfo":
-            append(format_timespan(ev.message_latency))
-            append(ev.message_latency_type)
-    cells.extend(ev.annotations().values())
+            cells.extend(_latency_cells(ev.event_id, ev.source, ev.message_info, ev.timestamp))
+    cells.extend(annotation_values(ev.message_info, ev.source_context, ev.event_id))
     for f in _FILE_FIELDS:
         cells.append(getattr(ev, f.attr))
-    cells.append(join_list(f"{k}={v}" for k, v in ev.extra.items()))
+    cells.append(_extra_text(ev.extra))  # type: ignore[arg-type]
     cells.append(ev.origin)
     return cells
+
+
+# --------------------------------------------------------------------------- CSV text
+
+
+def quote_cell(cell: str) -> str:
+    """One CSV cell as csv.writer (QUOTE_MINIMAL, ``\\r\\n`` lines) writes it."""
+    if '"' in cell or "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def quote_cells(cells: list[str] | tuple[str, ...]) -> list[str] | tuple[str, ...]:
+    """The cells quoted where they must be (most rows need no quoting: one join tells)."""
+    joined = ",".join(cells)
+    if '"' in joined or "\n" in joined or "\r" in joined or joined.count(",") != len(cells) - 1:
+        return [quote_cell(c) for c in cells]
+    if not joined and len(cells) == 1:
+        return ['""']  # csv.writer's one empty cell, so the line is not a blank line
+    return cells
+
+
+_LOG_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z").match
+
+
+def _list_cell(ev: TrackingEvent, attr: str) -> str:
+    return quote_cell(join_list(getattr(ev, attr)))
+
+
+def _info_cells(event_id: str, source: str, message_info: str, source_context: str,
+                timestamp: datetime) -> tuple[str, ...]:
+    """MessageLatency, MessageLatencyType and the annotation columns, as CSV cells: what
+    _latency_cells and annotation_values give, from one summary of MessageInfo."""
+    (kind, code, method, category, domain, arrival_text, seconds, server, arrival,
+     local) = summarize_message_info(message_info)
+    if event_id in _LATENCY_EVENTS or (event_id == "RESUBMIT" and source == "STOREDRIVER"):
+        latency_type = "None" if local is None else "LocalServer" if local else "EndToEnd"
+        if arrival is None:
+            latency = ""
+        else:
+            delta = timestamp - arrival
+            if delta.days == 0:  # format_timespan's usual case, inlined
+                minutes, secs = divmod(delta.seconds, 60)
+                latency = f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}.{delta.microseconds:06d}0"
+            else:
+                latency = format_timespan(max(delta, timedelta(0)))
+    else:
+        latency, latency_type = "", "None"
+    if arrival_text and event_id.upper() == "DEFER":
+        arrival_text = ""  # a retry time, not an arrival
+    if "MessageClass:" in source_context or "ClientType:" in source_context:
+        message_class, client_type = submission_values(source_context)
+        free = domain + server + message_class + client_type
+    else:
+        message_class = client_type = ""
+        free = domain + server
+    # Only these four come from free text (the others are numbers, times or names).
+    if '"' in free or "," in free or "\n" in free or "\r" in free:
+        domain, server, message_class, client_type = map(
+            quote_cell, (domain, server, message_class, client_type))
+    return (latency, latency_type, kind, code, method, category, domain, arrival_text, seconds,
+            server, message_class, client_type)
+
+
+_formatters: dict[Any, Callable[[TrackingEvent, dict[str, Any], list[str]], tuple[str, ...]]] = {}
+
+
+def _compile_formatter(columns: tuple[str, ...]) -> Callable[[TrackingEvent, dict[str, Any], list[str]],
+                                                             tuple[str, ...]]:
+    """The CSV cells of an event from a log line with these columns, in COLUMNS order.
+
+    Generated source, like the reader's builder: a cell of the line is copied when its
+    text as written is what formatting the field would write (text and EventData always;
+    the timestamp in the log's own form; a list without a single quote, which
+    join_list(split_list(text)) gives back unchanged); everything else is formatted from
+    the event, as :func:`event_cells` does.
+    """
+    index: dict[str, int] = {}
+    for i, column in enumerate(columns):
+        index.setdefault(column, i)
+    known = {f.column for f in FIELDS if f.column}
+    extra = [c for c in columns if c not in known] or len(set(columns)) != len(columns)
+    prelude: list[str] = []
+    exprs: list[str] = []
+
+    def cell(f: Any) -> str:
+        i = index.get(f.column) if f.column else None
+        if i is None:
+            return "''"  # the column is not in this file: the field has its default
+        if f.kind == "str" or f.kind == "data":
+            return f"c[{i}]"
+        if f.kind == "time":
+            prelude.append(f"    t = c[{i}]\n    if not _log_ts(t):\n        t = _fmt_ts(d['timestamp'])\n")
+            return "t"
+        if f.kind == "list":
+            name = f"l{i}"
+            prelude.append(f"    {name} = c[{i}]\n    if \"'\" in {name}:\n"
+                           f"        {name} = _list(ev, {f.attr!r})\n")
+            return name
+        return f"('' if (n{i} := d[{f.attr!r}]) is None else str(n{i}))"  # int
+
+    info = ", ".join(f"i{n}" for n in range(12))
+    prelude.append(f"    {info} = _info(d['event_id'], d['source'], d['message_info'], "
+                   "d['source_context'], d['timestamp'])\n")
+    for f in _CMDLET_FIELDS:
+        exprs.append(cell(f))
+        if f.prop == "MessageInfo":
+            exprs += ["i0", "i1"]
+    exprs += [f"i{n}" for n in range(2, 12)]
+    exprs += [cell(f) for f in _FILE_FIELDS]
+    exprs.append("_q(_extra(d['extra']))" if extra else "''")
+    prelude.append("    o = d['origin']\n"
+                   "    if '\"' in o or ',' in o or '\\n' in o or '\\r' in o:\n"
+                   "        o = _q(o)\n")
+    exprs.append("o")
+    source = ("def cells(ev, d, c):\n" + "".join(prelude)
+              + "    return (" + ", ".join(exprs) + ")\n")
+    namespace: dict[str, Any] = {
+        "_log_ts": _LOG_TIMESTAMP, "_fmt_ts": format_log_timestamp, "_list": _list_cell,
+        "_info": _info_cells, "_q": quote_cell,
+        "_extra": _extra_text,
+    }
+    exec(compile(source, f"<msgtrack csv cells, {len(columns)} columns>", "exec"), namespace)
+    return namespace["cells"]  # type: ignore[no-any-return]
+
+
+def csv_cells(ev: TrackingEvent) -> list[str] | tuple[str, ...]:
+    """One event as CSV cells in :data:`COLUMNS` order, each quoted as csv.writer would
+    quote it; what :func:`event_cells` gives, ready to join with ``,``."""
+    source = source_cells(ev)
+    if source is None:
+        return quote_cells(event_cells(ev))
+    layout, raw = source
+    fmt = _formatters.get(layout)
+    if fmt is None:
+        if len(_formatters) >= 256:
+            _formatters.clear()
+        fmt = _formatters[layout] = _compile_formatter(layout.columns)
+    return fmt(ev, ev.__dict__, raw)
 
 
 def per_recipient(ev: TrackingEvent) -> Iterator[TrackingEvent]:
@@ -110,8 +282,6 @@ def per_recipient(ev: TrackingEvent) -> Iterator[TrackingEvent]:
     if len(ev.recipients) <= 1:
         yield ev
         return
-    from dataclasses import replace
-
     statuses = ev.recipient_status
     for i, recipient in enumerate(ev.recipients):
         status = (statuses[i],) if i < len(statuses) else ()
