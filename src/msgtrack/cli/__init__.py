@@ -27,7 +27,7 @@ def _stderr(line: str) -> None:
 class _HandledGroup(typer.core.TyperGroup):
     """Maps every exception to one stderr line and an exit code; tracebacks only with --debug."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -12,6 +12,8 @@ from msgtrack.credentials import get_password
 from msgtrack.errors import UsageError
 from msgtrack.sources.remote import Connection, Plan
 
+T = TypeVar("T")
+D = TypeVar("D")
 _REMOTE = "Remote (WinRM)"
 _AUTHS = ("kerberos", "negotiate", "ntlm", "basic", "certificate", "credssp")
 
@@ -70,7 +72,7 @@ Culture = Annotated[str | None, typer.Option(
     help="Culture the server prints timestamp-only MessageInfo in (en-US, en-GB, de-DE, fr-FR).")]
 
 
-def _pick(flag, profile_value, default):  # type: ignore[no-untyped-def]
+def _pick(flag: T | None, profile_value: T | None, default: D) -> T | D:
     return flag if flag is not None else (profile_value if profile_value is not None else default)
 
 

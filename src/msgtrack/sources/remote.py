@@ -271,7 +271,8 @@ class Session:
     def run(self, commands: list[tuple[str, dict[str, Any]]], *,
             timeout: float | None = None, stop: threading.Event | None = None) -> SliceAnswer:
         """Run one cmdlet pipeline; stream output off pypsrp's buffer as it arrives."""
-        from pypsrp.powershell import PowerShell, PSInvocationState
+        from pypsrp.complex_objects import PSInvocationState
+        from pypsrp.powershell import PowerShell
 
         ps = PowerShell(self.pool())
         for name, params in commands:
