@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from msgtrack.events import CustomData, TrackingEvent, custom_data_text, source_cells
 from msgtrack.report import RunReport
 from msgtrack.sinks import COLUMNS, SinkOptions, neutralise, write, write_rows
-from msgtrack.sinks.rows import csv_cells, event_cells, quote_cells
+from msgtrack.sinks.rows import csv_cells, event_cells, quote_cell, quote_cells
 from msgtrack.sources.logfile import read_logs, split_quoted
 
 UTC = timezone.utc
@@ -88,7 +88,7 @@ def test_lines_split_as_csv_reads_them(body: str) -> None:
         return  # csv reads it
     values, cells = split
     assert values == csv_row(body)
-    assert ",".join(cells) == body  # the cells as written, quotes and all
+    assert cells == [quote_cell(v) for v in values]  # quoted as csv.writer quotes them
 
 
 @pytest.mark.parametrize("body, values", [
@@ -99,7 +99,7 @@ def test_lines_split_as_csv_reads_them(body: str) -> None:
 ])
 def test_split_quoted_examples(body: str, values: list[str]) -> None:
     got = split_quoted(body)
-    assert got is not None and got[0] == values and ",".join(got[1]) == body
+    assert got is not None and got[0] == values and got[1] == [quote_cell(v) for v in values]
 
 
 @pytest.mark.parametrize("body", ['a"b,"c"', '"a"b', '"a', 'a, "b"'])
@@ -131,15 +131,18 @@ def twin(ev: TrackingEvent) -> TrackingEvent:
 
 def test_a_line_event_equals_its_constructor_twin(tmp_path: Path) -> None:
     (ev,) = read_text(tmp_path, HEADER + csv_line(**LINE))
-    assert "recipients" not in vars(ev) and "event_data" not in vars(ev)  # not converted yet
+    assert not {"recipients", "event_data", "sender"} & vars(ev).keys()  # not stored yet
+    assert ev.sender == "" and "message_subject" in vars(ev)  # one text field stores all
     assert ev.recipients == ("a@contoso.com", "o'brien@contoso.com", "x;y@contoso.com")
     assert ev.event_data == {"A": "x", "B": 2, "C": datetime(2026, 11, 27, 8, 0, 0, 500000, tzinfo=UTC),
                              "E": 2.5}
     assert isinstance(ev.event_data, dict)
     assert ev == twin(ev) and repr(ev) == repr(twin(ev))
-    layout, cells = source_cells(ev)  # type: ignore[misc]
+    layout, values, cells = source_cells(ev)  # type: ignore[misc]
     assert layout.columns == tuple(F2016)
     assert cells[18] == '"He said ""hi"", then left"'  # as written
+    assert values[18] == 'He said "hi", then left'
+    assert "sender" not in vars(ev) or "client_ip" in vars(ev)  # text fields: all or none
 
 
 def test_replace_pickle_and_copy_keep_fields_and_drop_the_line(tmp_path: Path) -> None:
@@ -219,9 +222,31 @@ def test_quoted_cells_and_the_guard_match_csv_writer(cells: list[str]) -> None:
     for safe in (True, False):
         out = io.StringIO()
         names = [f"c{i}" for i in range(len(cells))]
-        write_rows([dict(zip(names, cells))], "csv", out, safe_csv=safe, columns=names)
+        write_rows([dict(zip(names, cells, strict=True))], "csv", out, safe_csv=safe, columns=names)
         expected = io.StringIO()
         writer = csv.writer(expected, lineterminator="\r\n")
         writer.writerow(names)
         writer.writerow([neutralise(c) for c in cells] if safe else cells)
         assert out.getvalue() == expected.getvalue()
+
+
+def test_csv_cells_for_other_column_lists(tmp_path: Path) -> None:
+    # Unknown and repeated columns (ExtraFields), missing ones (defaults), another order.
+    cols = ["event-id", "date-time", "x-future", "source", "source", "message-info",
+            "recipient-address", "custom-data"]
+    text = HEADER.replace(",".join(F2016), ",".join(cols)) + (
+        'DELIVER,2026-11-27T08:00:01.123Z,"a,b",STOREDRIVER,DUP,'
+        "2026-11-27T08:00:00.000Z;LSRV=EX01:TOTAL=1.5,'x;y'@c;d@e,S:K=v\r\n"
+        "RECEIVE,2026-11-27T08:00:02.000Z,=2,SMTP,,04I: ,,\r\n"
+    )
+    events = read_text(tmp_path, text)
+    assert [ev.extra for ev in events] == [{"x-future": "a,b", "source": "DUP"},
+                                           {"x-future": "=2", "source": ""}]
+    for ev in events:
+        assert list(csv_cells(ev)) == generic_cells(ev), ev.origin
+    out = io.StringIO()
+    write(events, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert rows[1]["ExtraFields"] == "x-future==2;source="
+    assert rows[0]["MessageLatency"] == "00:00:01.1230000"
+    assert rows[0]["Recipients"] == "'x;y@c';d@e"  # as join_list writes the list

@@ -8,15 +8,18 @@ to a mapping); nothing downstream re-parses those strings. Decoded views
 from the raw strings and cached.
 
 **Events read from a log line** (``sources/logfile.py``) carry that line with them, in
-three private instance-dict entries that no other module needs to know about:
-``_row`` (the cell values), ``_raw`` (the cells as the file wrote them, CSV quoting
-included) and ``_layout`` (the file's column list, see :class:`RowLayout`). The fields
-in :data:`DEFERRED` (the lists and EventData) are then converted from their cell on
-first access, like the derived views, and a CSV sink can copy cells that need no
-formatting straight from ``_raw`` (:func:`source_cells`). Equality, ``repr``,
-``dataclasses.replace``/``asdict`` and pickling only ever see the fields: ``replace``
-builds a new event through ``__init__``, so an event whose fields changed never keeps a
-line it no longer matches, and pickling stores the converted fields, not the line.
+three private instance-dict entries: ``_row`` (the cell values), ``_raw`` (the cells
+CSV-quoted as Exchange and csv.writer quote them) and ``_layout`` (the file's column
+list, see :class:`RowLayout`). The fields in :data:`DEFERRED` (the lists and EventData)
+are then converted from their cell on first access, like the derived views; the text
+fields are all stored on the first access of any of them (one step, so code that reads
+many fields pays once); and a CSV sink can copy cells that need no formatting straight
+from the line (:func:`source_cells`). The timestamp and the integers are converted when
+the line is read, since a line where they do not convert is a bad line. Equality,
+``repr``, ``dataclasses.replace``/``asdict`` and pickling only ever see the fields:
+``replace`` builds a new event through ``__init__``, so an event whose fields changed
+never keeps a line it no longer matches, and pickling stores the converted fields, not
+the line.
 """
 
 from __future__ import annotations
@@ -163,6 +166,10 @@ DEFERRED: dict[str, Callable[[str], Any]] = {
 }
 
 
+#: Text fields a source may leave in its row (see the module docstring).
+TEXT_FIELDS: tuple[str, ...] = tuple(f.attr for f in FIELDS if f.kind == "str")
+
+
 class RowLayout(Protocol):
     """What an event read from a log line knows about the line's columns."""
 
@@ -171,13 +178,18 @@ class RowLayout(Protocol):
     #: attribute -> index in ``_row`` of the :data:`DEFERRED` fields left unconverted.
     deferred: Mapping[str, int]
 
+    def fill_text(self, d: dict[str, Any]) -> None:
+        """Store every :data:`TEXT_FIELDS` field of the event whose instance dict is
+        ``d`` (from ``d["_row"]``, or ``""`` where the file has no such column)."""
 
-def source_cells(ev: TrackingEvent) -> tuple[RowLayout, list[str]] | None:
-    """The layout and the cells as written (CSV-quoted as in the file) of the log line
-    ``ev`` was read from; None for events built any other way."""
+
+def source_cells(ev: TrackingEvent) -> tuple[RowLayout, list[str], list[str]] | None:
+    """The layout, the cell values and the cells as written (CSV-quoted where csv.writer
+    would quote them) of the log line ``ev`` was read from; None for events built any
+    other way."""
     d = ev.__dict__
     raw = d.get("_raw")
-    return None if raw is None else (d["_layout"], raw)
+    return None if raw is None else (d["_layout"], d["_row"], raw)
 
 
 _T = TypeVar("_T")
@@ -223,6 +235,27 @@ class _FromCell:
             raise AttributeError(self.name) from None
         value = d[self.name] = self.convert(text)
         return value
+
+
+class _TextFromCells:
+    """A text field of an event read from a log line: the first access to any of them
+    stores them all in the instance dict (which then wins over this descriptor)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        try:
+            layout = d["_layout"]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        layout.fill_text(d)
+        return d[self.name]
 
 
 @dataclass(frozen=True)
@@ -319,4 +352,6 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrackingEvent))
 # Installed after @dataclass has read the defaults (a class attribute there is a default).
 for _name, _convert in DEFERRED.items():
     setattr(TrackingEvent, _name, _FromCell(_name, _convert))
+for _name in TEXT_FIELDS:
+    setattr(TrackingEvent, _name, _TextFromCells(_name))
 del _name, _convert

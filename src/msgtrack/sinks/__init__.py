@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from msgtrack.decode import format_log_timestamp
 from msgtrack.errors import UsageError
 from msgtrack.events import TrackingEvent
-from msgtrack.sinks.rows import COLUMNS, csv_cells, event_record, per_recipient, quote_cells
+from msgtrack.sinks.rows import COLUMNS, csv_rows, event_record, per_recipient, quote_cells
 
 FORMATS = ("table", "csv", "jsonl")
 
@@ -67,7 +67,7 @@ def write(events: Iterable[TrackingEvent], fmt: str, out: TextIO,
     if options.per_recipient:
         events = (split for ev in events for split in per_recipient(ev))
     if fmt == "csv":
-        return _write_csv(map(csv_cells, events), COLUMNS, out, options.safe_csv)
+        return _write_csv(csv_rows(events), COLUMNS, out, options.safe_csv)
     if fmt == "jsonl":
         return _write_jsonl(map(event_record, events), out)
     if fmt == "table":

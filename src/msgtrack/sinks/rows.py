@@ -9,7 +9,7 @@ that need no formatting, CSV quoting included, instead of formatting them again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from msgtrack.decode import (
     submission_values,
     summarize_message_info,
 )
-from msgtrack.events import FIELDS, TrackingEvent, custom_data_text, source_cells
+from msgtrack.events import FIELDS, RowLayout, TrackingEvent, custom_data_text, source_cells
 
 #: File-only columns: written after the annotations so cmdlet-shaped consumers are undisturbed.
 _FILE_ONLY = ("OriginalServerIp", "LogId")
@@ -200,11 +200,11 @@ def _info_cells(event_id: str, source: str, message_info: str, source_context: s
             server, message_class, client_type)
 
 
-_formatters: dict[Any, Callable[[TrackingEvent, dict[str, Any], list[str]], tuple[str, ...]]] = {}
+Formatter = Callable[[TrackingEvent, dict[str, Any], list[str], list[str]], tuple[str, ...]]
+_formatters: dict[Any, Formatter] = {}
 
 
-def _compile_formatter(columns: tuple[str, ...]) -> Callable[[TrackingEvent, dict[str, Any], list[str]],
-                                                             tuple[str, ...]]:
+def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
     """The CSV cells of an event from a log line with these columns, in COLUMNS order.
 
     Generated source, like the reader's builder: a cell of the line is copied when its
@@ -237,9 +237,12 @@ def _compile_formatter(columns: tuple[str, ...]) -> Callable[[TrackingEvent, dic
             return name
         return f"('' if (n{i} := d[{f.attr!r}]) is None else str(n{i}))"  # int
 
+    def value(column: str) -> str:  # a text field's value, from the row (it may not be stored yet)
+        return f"r[{index[column]}]" if column in index else "''"
+
     info = ", ".join(f"i{n}" for n in range(12))
-    prelude.append(f"    {info} = _info(d['event_id'], d['source'], d['message_info'], "
-                   "d['source_context'], d['timestamp'])\n")
+    prelude.append(f"    {info} = _info({value('event-id')}, {value('source')}, {value('message-info')}, "
+                   f"{value('source-context')}, d['timestamp'])\n")
     for f in _CMDLET_FIELDS:
         exprs.append(cell(f))
         if f.prop == "MessageInfo":
@@ -251,7 +254,7 @@ def _compile_formatter(columns: tuple[str, ...]) -> Callable[[TrackingEvent, dic
                    "    if '\"' in o or ',' in o or '\\n' in o or '\\r' in o:\n"
                    "        o = _q(o)\n")
     exprs.append("o")
-    source = ("def cells(ev, d, c):\n" + "".join(prelude)
+    source = ("def cells(ev, d, r, c):\n" + "".join(prelude)
               + "    return (" + ", ".join(exprs) + ")\n")
     namespace: dict[str, Any] = {
         "_log_ts": _LOG_TIMESTAMP, "_fmt_ts": format_log_timestamp, "_list": _list_cell,
@@ -262,19 +265,38 @@ def _compile_formatter(columns: tuple[str, ...]) -> Callable[[TrackingEvent, dic
     return namespace["cells"]  # type: ignore[no-any-return]
 
 
+def _formatter(layout: RowLayout) -> Formatter:
+    fmt = _formatters.get(layout)
+    if fmt is None:
+        if len(_formatters) >= 256:
+            _formatters.clear()
+        fmt = _formatters[layout] = _compile_formatter(layout.columns)
+    return fmt
+
+
 def csv_cells(ev: TrackingEvent) -> list[str] | tuple[str, ...]:
     """One event as CSV cells in :data:`COLUMNS` order, each quoted as csv.writer would
     quote it; what :func:`event_cells` gives, ready to join with ``,``."""
     source = source_cells(ev)
     if source is None:
         return quote_cells(event_cells(ev))
-    layout, raw = source
-    fmt = _formatters.get(layout)
-    if fmt is None:
-        if len(_formatters) >= 256:
-            _formatters.clear()
-        fmt = _formatters[layout] = _compile_formatter(layout.columns)
-    return fmt(ev, ev.__dict__, raw)
+    layout, row, raw = source
+    return _formatter(layout)(ev, ev.__dict__, row, raw)
+
+
+def csv_rows(events: Iterable[TrackingEvent]) -> Iterator[list[str] | tuple[str, ...]]:
+    """:func:`csv_cells` of each event."""
+    formatters = _formatters
+    for ev in events:
+        # source_cells(), inlined: this loop runs once per row of every CSV search.
+        d = ev.__dict__
+        raw = d.get("_raw")
+        if raw is None:
+            yield quote_cells(event_cells(ev))
+            continue
+        layout = d["_layout"]
+        fmt = formatters.get(layout) or _formatter(layout)
+        yield fmt(ev, d, d["_row"], raw)
 
 
 def per_recipient(ev: TrackingEvent) -> Iterator[TrackingEvent]:

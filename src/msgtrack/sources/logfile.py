@@ -44,7 +44,7 @@ from functools import lru_cache
 from typing import IO, Any
 
 from msgtrack import decode
-from msgtrack.events import DEFERRED, FIELD_BY_COLUMN, TrackingEvent, custom_data_from_text
+from msgtrack.events import DEFERRED, FIELD_BY_COLUMN, TEXT_FIELDS, TrackingEvent, custom_data_from_text
 from msgtrack.report import RunReport
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,10 @@ class Schema:
         self.extra_columns: list[tuple[int, str]] = []
         #: attribute -> cell index of the fields left for the event to convert on access.
         self.deferred: dict[str, int] = {}
+        #: attribute -> cell index of the text fields (all left in the row).
+        self.text: dict[str, int] = {}
         self.build: Builder = self._compile()
+        self.fill_text: Callable[[dict[str, Any]], None] = self._compile_fill_text()
 
     def _compile(self) -> Builder:
         # The builder is generated source, as dataclasses and namedtuple do: every
@@ -202,13 +205,16 @@ class Schema:
         values: dict[str, str] = {}
         for i, column in enumerate(self.columns):
             fld = FIELD_BY_COLUMN.get(column)
-            if fld is None or fld.attr in values or fld.attr in self.deferred:
+            if fld is None or fld.attr in values or fld.attr in self.deferred or fld.attr in self.text:
                 self.extra_columns.append((i, column))
                 continue
             cell = f"r[{i}]"
             if direct and fld.attr in DEFERRED:
                 # Lists and EventData: converted when (if ever) someone reads them.
                 self.deferred[fld.attr] = i
+                continue
+            if direct and fld.kind == "str":
+                self.text[fld.attr] = i  # stored with the others on first access (fill_text)
                 continue
             if fld.kind == "str":
                 expr = cell
@@ -249,7 +255,7 @@ class Schema:
             items = [
                 f"{attr!r}: {values.get(attr, default)}"
                 for attr, default in _DIRECT_FIELDS  # type: ignore[union-attr]
-                if attr != "origin" and attr not in self.deferred
+                if attr != "origin" and attr not in self.deferred and attr not in TEXT_FIELDS
             ]
             items += ["'origin': origin", "'_row': r", "'_raw': c", "'_layout': _layout"]
             body = (
@@ -264,6 +270,14 @@ class Schema:
         source = "def build(r, c, origin):\n" + body
         exec(compile(source, f"<msgtrack schema {self.width} fields>", "exec"), namespace)
         return namespace["build"]  # type: ignore[no-any-return]
+
+    def _compile_fill_text(self) -> Callable[[dict[str, Any]], None]:
+        items = ", ".join(f"{attr!r}: " + (f"r[{self.text[attr]}]" if attr in self.text else "''")
+                          for attr in TEXT_FIELDS)
+        source = f"def fill_text(d):\n    r = d['_row']\n    d.update({{{items}}})\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<msgtrack schema {self.width} fields, text>", "exec"), namespace)
+        return namespace["fill_text"]  # type: ignore[no-any-return]
 
     def diagnose(self, row: list[str]) -> str:
         """Why ``build`` rejected a row of the right width."""
@@ -293,12 +307,13 @@ def _short(value: str, limit: int = 40) -> str:
 
 
 def split_quoted(body: str) -> tuple[list[str], list[str]] | None:
-    """(values, cells as written) of a line holding ``"``, the way ``csv.reader`` with
-    ``strict=True`` reads it; None unless every ``"`` opens or closes a whole quoted
+    """(values, cells) of a line holding ``"``, the values as ``csv.reader`` with
+    ``strict=True`` reads them; None unless every ``"`` opens or closes a whole quoted
     value (then csv itself reads the line, and reports what is wrong).
 
-    ``body`` is one line without its line end, and holds no CR. Quoted values keep their
-    quotes in the second list, so a CSV writer can copy them as they are.
+    ``body`` is one line without its line end, and holds no CR or LF. The cells are the
+    values quoted as csv.writer quotes them (as Exchange does: values with ``,`` or
+    ``"``), taken from the line as written, so a CSV writer can copy them.
     """
     cells: list[str] = []
     quoted: list[int] = []
@@ -332,7 +347,9 @@ def split_quoted(body: str) -> tuple[list[str], list[str]] | None:
         pos += 1
     values = cells.copy()
     for i in quoted:
-        values[i] = cells[i][1:-1].replace('""', '"')
+        value = values[i] = cells[i][1:-1].replace('""', '"')
+        if "," not in value and '"' not in value:
+            cells[i] = value  # quoted without need: csv.writer would not quote it
     return values, cells
 
 
