@@ -91,8 +91,17 @@ def _main(
         handler = logging.StreamHandler(sys.stderr)
         handler.addFilter(RedactingFilter())
         handler.setFormatter(logging.Formatter("msgtrack: %(levelname)s %(name)s: %(message)s"))
-        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=[handler],
-                            force=True)
+        root, level = logging.getLogger(), logging.getLogger().level
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+        def restore() -> None:
+            # One invocation, one handler: an in-process caller (tests) must not keep
+            # writing to this run's stderr afterwards.
+            root.removeHandler(handler)
+            root.setLevel(level)
+
+        ctx.call_on_close(restore)
 
 
 def problem_printer(problem: Problem) -> None:
