@@ -13,7 +13,7 @@ import csv
 import dataclasses
 import io
 import pickle
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from msgtrack.events import CustomData, TrackingEvent, custom_data_text, source_cells
 from msgtrack.report import RunReport
 from msgtrack.sinks import COLUMNS, SinkOptions, neutralise, write, write_rows
-from msgtrack.sinks.rows import csv_cells, event_cells, quote_cell, quote_cells
+from msgtrack.sinks.rows import csv_cells, event_cells, format_timespan, quote_cell, quote_cells
 from msgtrack.sources.logfile import read_logs, split_quoted
 
 UTC = timezone.utc
@@ -250,3 +250,14 @@ def test_csv_cells_for_other_column_lists(tmp_path: Path) -> None:
     assert rows[1]["ExtraFields"] == "x-future==2;source="
     assert rows[0]["MessageLatency"] == "00:00:01.1230000"
     assert rows[0]["Recipients"] == "'x;y@c';d@e"  # as join_list writes the list
+
+
+@given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)))
+def test_timespan_shortcut_is_the_general_format(value: timedelta) -> None:
+    total_us = value // timedelta(microseconds=1)
+    days, rem = divmod(total_us, 86_400_000_000)
+    hours, rem = divmod(rem, 3_600_000_000)
+    minutes, rem = divmod(rem, 60_000_000)
+    seconds, micro = divmod(rem, 1_000_000)
+    text = f"{hours:02d}:{minutes:02d}:{seconds:02d}.{micro:06d}0"
+    assert format_timespan(value) == (f"{days}.{text}" if days else text)

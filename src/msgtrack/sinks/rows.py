@@ -47,14 +47,20 @@ COLUMNS: tuple[str, ...] = _columns()
 _LATENCY_EVENTS = frozenset({"DELIVER", "SEND", "SUBMIT"})
 
 
+def _short_timespan(value: timedelta) -> str:
+    """format_timespan of 0 <= value < 1 day: str() gives ``H:MM:SS[.ffffff]`` in C."""
+    text = str(value)
+    if len(text) < 9:
+        text += ".000000"
+    return "0" + text + "0" if len(text) == 14 else text + "0"
+
+
 def format_timespan(value: timedelta | None) -> str:
     """.NET TimeSpan text (``[d.]hh:mm:ss.fffffff``), as the cmdlet's MessageLatency prints."""
     if value is None:
         return ""
-    if value.days == 0:  # the usual case: under a day, not negative
-        minutes, seconds = divmod(value.seconds, 60)
-        hours, minutes = divmod(minutes, 60)
-        return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{value.microseconds:06d}0"
+    if value.days == 0:
+        return _short_timespan(value)
     total_us = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
     days, rem = divmod(total_us, 86_400_000_000)
     hours, rem = divmod(rem, 3_600_000_000)
@@ -178,8 +184,10 @@ def _info_cells(event_id: str, source: str, message_info: str, source_context: s
         else:
             delta = timestamp - arrival
             if delta.days == 0:  # format_timespan's usual case, inlined
-                minutes, secs = divmod(delta.seconds, 60)
-                latency = f"{minutes // 60:02d}:{minutes % 60:02d}:{secs:02d}.{delta.microseconds:06d}0"
+                latency = str(delta)
+                if len(latency) < 9:
+                    latency += ".000000"
+                latency = "0" + latency + "0" if len(latency) == 14 else latency + "0"
             else:
                 latency = format_timespan(max(delta, timedelta(0)))
     else:

@@ -457,7 +457,7 @@ class _FileReader:
                 for raw in fh:
                     lineno += 1
                     try:
-                        line = raw.decode("utf-8")
+                        line = raw.decode()  # UTF-8
                     except UnicodeDecodeError as exc:
                         # A line cut at the end of the file may end inside a character.
                         if raw[-1:] != b"\n":
