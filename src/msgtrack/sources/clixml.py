@@ -432,8 +432,21 @@ _PRIM_BY_KIND: dict[str, _PrimConverter] = {
     "data": _prim_data,
 }
 #: Cmdlet property name -> (TrackingEvent attribute, kind, element converter). Built once.
-_PROPS: dict[str, tuple[str, str, _ElConverter]] = {
-    prop: (f.attr, f.kind, _EL_BY_KIND[f.kind]) for prop, f in FIELD_BY_PROP.items()
+_PROPS: dict[str, tuple[str, str, _ElConverter, _PrimConverter]] = {
+    prop: (f.attr, f.kind, _EL_BY_KIND[f.kind], _PRIM_BY_KIND[f.kind])
+    for prop, f in FIELD_BY_PROP.items()
+}
+#: What a ``<Nil N=…/>`` property gives each field kind (the prim converters' answer
+#: for Nil); a time field has no such value and goes the long way (a ValueError).
+_FRESH_DICT: Any = object()  # a new {} each time
+_NIL_BY_KIND: dict[str, Any] = {"str": "", "int": None, "list": (), "data": _FRESH_DICT}
+_NIL_VALUES: dict[str, tuple[str, Any]] = {
+    p: (f.attr, _NIL_BY_KIND[f.kind]) for p, f in FIELD_BY_PROP.items() if f.kind in _NIL_BY_KIND
+}
+#: EventData value tags converted by one builtin (``_prim_value`` for the others).
+_VALUE_CONV: dict[str, Callable[[str], Any]] = {
+    **{t: int for t in ("I32", "I64", "U32", "U64", "I16", "U16", "By", "SB")},
+    **{t: float for t in ("Db", "Sg", "D")},
 }
 #: The text fields, for the scanner's inline ``<S>`` case.
 _STR_ATTRS: dict[str, str] = {p: f.attr for p, f in FIELD_BY_PROP.items() if f.kind == "str"}
@@ -675,44 +688,33 @@ def _scan_event(text: str, origin: str, culture: str,
     open_attr = ""  # the EventData-like field whose list of objects is open
     pairs: dict[str, Any] = {}
     str_attrs = _STR_ATTRS
+    nil_values = _NIL_VALUES
     props = _PROPS
-    prim_by_kind = _PRIM_BY_KIND
+    value_conv = _VALUE_CONV
     try:
         for (whole, tag, name, value, obj, to_string, items, open_name, key, vtag, vtext,
              item) in _TOKEN.findall(text, start, end):
             covered += len(whole)
-            if tag == "S" and not open_attr:
-                attr = str_attrs.get(name)
-                if attr is not None:  # the common case, inline
-                    if "&" in value:
-                        value = _unescape(value)
-                    kw[attr] = value if "_" not in value else decode_string(value)
-                    continue
-            if vtag:  # a KeyValuePair of the open list
-                if not open_attr:
-                    raise _Unsure("a KeyValuePair outside a list")
-                if "&" in key:
-                    key = _unescape(key)
-                if vtag == "S" and "&" not in vtext and "_" not in vtext:
-                    pairs[key if "_" not in key else decode_string(key)] = vtext
-                else:
-                    pairs[decode_string(key)] = _prim_value(vtag, _unescape(vtext), ctx)
-            elif open_attr:
-                if whole == "</LST></Obj>":
-                    kw[open_attr] = pairs
-                    open_attr = ""
-                elif whole[1] == "S" and not tag:  # "[Key, Value]" text
-                    pair = _kvp_from_text(decode_string(_unescape(item)), ctx)
-                    if pair is not None:
-                        pairs[pair[0]] = pair[1]
-                elif whole[1] != "N" or tag:  # <Nil /> items are skipped, nothing else
-                    raise _Unsure("unexpected token in a list of objects")
-            elif tag:  # a primitive property
+            if tag:  # a primitive property
+                if open_attr:
+                    raise _Unsure("a property inside a list")
+                if tag == "S":
+                    attr = str_attrs.get(name)
+                    if attr is not None:  # the common case, inline
+                        if "&" in value:
+                            value = _unescape(value)
+                        kw[attr] = value if "_" not in value else decode_string(value)
+                        continue
+                elif tag == "Nil":
+                    nil = nil_values.get(name)
+                    if nil is not None:
+                        kw[nil[0]] = nil[1] if nil[1] is not _FRESH_DICT else {}
+                        continue
                 if "&" in value:
                     value = _unescape(value)
                 spec = props.get(name)
                 if spec is not None:
-                    kw[spec[0]] = prim_by_kind[spec[1]](tag, value, ctx)
+                    kw[spec[0]] = spec[3](tag, value, ctx)
                 elif name in _DERIVED_PROPS:
                     pass
                 elif name in _NOTE_PROPS:
@@ -722,10 +724,38 @@ def _scan_event(text: str, origin: str, culture: str,
                     if extra is None:
                         extra = {}
                     extra[decode_string(name)] = _prim_text(tag, value)
+            elif vtag:  # a KeyValuePair of the open list
+                if not open_attr:
+                    raise _Unsure("a KeyValuePair outside a list")
+                if "&" in key:
+                    key = _unescape(key)
+                if "_" in key:
+                    key = decode_string(key)
+                if "&" in vtext:
+                    pairs[key] = _prim_value(vtag, _unescape(vtext), ctx)
+                elif vtag == "S":
+                    pairs[key] = vtext if "_" not in vtext else decode_string(vtext)
+                else:
+                    conv = value_conv.get(vtag)
+                    pairs[key] = (conv(vtext) if conv is not None
+                                  else _prim_value(vtag, vtext, ctx))
+            elif open_attr:
+                if whole == "</LST></Obj>":
+                    kw[open_attr] = pairs
+                    open_attr = ""
+                elif whole[1] == "S" and not tag:  # "[Key, Value]" text
+                    pair = _kvp_from_text(decode_string(_unescape(item)), ctx)
+                    if pair is not None:
+                        pairs[pair[0]] = pair[1]
+                elif whole[1] != "N":  # <Nil /> items are skipped, nothing else
+                    raise _Unsure("unexpected token in a list of objects")
             elif obj:
                 spec = props.get(obj)
                 if spec is not None:
-                    kw[spec[0]] = _scan_object(spec[1], obj, to_string, items, ctx)
+                    if items and spec[1] == "list":
+                        kw[spec[0]] = _scan_items(items)
+                    else:
+                        kw[spec[0]] = _scan_object(spec[1], obj, to_string, items, ctx)
                 elif obj in _DERIVED_PROPS or obj in ("RunspaceId", "PSShowComputerName"):
                     pass
                 else:
