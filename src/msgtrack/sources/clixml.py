@@ -605,6 +605,17 @@ _TOKEN = re.compile(
     r"|</LST></Obj>"
     r")"
 )
+
+
+def _possessive(pattern: str) -> str:
+    """Every ``[^<]*``, ``[^"]*``, ``\\w+`` and ``\\d+`` of the patterns above is followed by a
+    character it cannot match, so giving back characters can never help a match: made
+    possessive (Python 3.11), sre keeps no backtracking state for them. Same matches."""
+    return (pattern.replace("[^<]*", "[^<]*+").replace('[^"]*', '[^"]*+')
+            .replace(r"\w+", r"\w++").replace(r"\d+", r"\d++"))
+
+
+_TOKEN = re.compile(_possessive(_TOKEN.pattern))
 _ITEM = re.compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
 _PLAIN_T = f"<T>{EVENT_TYPE}</T>"
 _DESERIALIZED_T = f"<T>Deserialized.{EVENT_TYPE}</T>"
@@ -629,10 +640,20 @@ def _entity(m: re.Match[str]) -> str:
 
 
 def _unescape(text: str) -> str:
-    return _ENTITY.sub(_entity, text) if "&" in text else text
+    if "&" not in text:
+        return text
+    if "&#" not in text and text.count("&") == (
+        text.count("&lt;") + text.count("&gt;") + text.count("&amp;") + text.count("&quot;")
+        + text.count("&apos;")
+    ):  # only the five named entities: plain replaces (&amp; last) give the same text
+        return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+                .replace("&apos;", "'").replace("&amp;", "&"))
+    return _ENTITY.sub(_entity, text)
 
 
 def _scan_items(block: str) -> tuple[str, ...]:
+    if "&" not in block and "_" not in block:  # nothing to decode ("" for <S />, <Nil />)
+        return tuple(_ITEM.findall(block))
     return tuple(decode_string(t if "&" not in t else _unescape(t)) for t in _ITEM.findall(block))
 
 
