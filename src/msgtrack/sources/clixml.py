@@ -796,7 +796,30 @@ def _scan_event(text: str, origin: str, culture: str,
                 raise _Unsure(f"{whole[:20]!r} outside a list")
         if open_attr or covered != end - start - glue:
             return None
-        return _finish(kw, extra, computer, origin, culture, tz)
+        # _finish and _build, inline (same steps, same result)
+        stamp = kw.get("timestamp")
+        if stamp is None:
+            return None
+        kw["timestamp"] = stamp.astimezone(UTC)
+        info = kw.get("message_info")
+        if info and info[0].isdigit() and kw.get("event_id", "").upper() in _LOCAL_INFO_EVENTS:
+            local = culture_parser(culture)(info)
+            if local is not None:
+                zone = _zone(tz) if isinstance(tz, str) else tz
+                kw["message_info"] = local_to_log_timestamp(local, stamp.utcoffset(), zone)
+        if not _FAST_BUILD:  # pragma: no cover - only if events.py changes shape
+            if extra:
+                kw["extra"] = extra
+            kw["origin"] = origin or computer
+            return TrackingEvent(**kw)
+        ev = _new(TrackingEvent)
+        d = ev.__dict__
+        d.update(_TEMPLATE)
+        d["event_data"] = {}
+        d["extra"] = extra or {}
+        d["origin"] = origin or computer
+        d.update(kw)
+        return ev
     except (_Unsure, ValueError):
         return None  # the element walker gives the definitive answer (or error)
 
