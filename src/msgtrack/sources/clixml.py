@@ -591,11 +591,11 @@ _TOKEN = re.compile(
     # an object property: a list of strings, an enum, an EnhancedTimeSpan, a display string
     r'|<Obj' + _ID_RE + r' N="(?P<obj>[^"]*)"' + _ID_RE + ">" + _TYPE_RE
     + r"(?:<ToString>(?P<tostring>[^<]*)</ToString>)?"
-    r"(?:(?P<items><LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"
+    r"(?:(?:(?P<items><LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"
     r"|(?:<Props>(?:" + _PRIM_RE + r")*</Props>|<\w+>[^<]*</\w+>)?)</Obj>"
-    # an object property holding a list of objects opens ...
-    r'|<Obj' + _ID_RE + r' N="(?P<open>[^"]*)"' + _ID_RE + ">" + _TYPE_RE
-    + r"(?:<ToString>[^<]*</ToString>)?<LST>"
+    # or, failing that, an object property holding a list of objects opens (the same
+    # head, not matched twice) ...
+    r"|(?P<open><LST>))"
     # ... its KeyValuePair objects, or its string items ...
     r'|<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?"
     r'<Props><S N="Key">(?P<key>[^<]*)</S>'
@@ -713,7 +713,7 @@ def _scan_event(text: str, origin: str, culture: str,
     props = _PROPS
     value_conv = _VALUE_CONV
     try:
-        for (whole, tag, name, value, obj, to_string, items, open_name, key, vtag, vtext,
+        for (whole, tag, name, value, obj, to_string, items, open_list, key, vtag, vtext,
              item) in _TOKEN.findall(text, start, end):
             covered += len(whole)
             if tag:  # a primitive property
@@ -770,6 +770,11 @@ def _scan_event(text: str, origin: str, culture: str,
                         pairs[pair[0]] = pair[1]
                 elif whole[1] != "N":  # <Nil /> items are skipped, nothing else
                     raise _Unsure("unexpected token in a list of objects")
+            elif open_list:
+                spec = props.get(obj)
+                if spec is None or spec[1] != "data":
+                    raise _Unsure(f"{obj}: a list of objects")
+                open_attr, pairs = spec[0], {}
             elif obj:
                 spec = props.get(obj)
                 if spec is not None:
@@ -787,11 +792,6 @@ def _scan_event(text: str, origin: str, culture: str,
                         if extra is None:
                             extra = {}
                         extra[decode_string(obj)] = as_text
-            elif open_name:
-                spec = props.get(open_name)
-                if spec is None or spec[1] != "data":
-                    raise _Unsure(f"{open_name}: a list of objects")
-                open_attr, pairs = spec[0], {}
             else:
                 raise _Unsure(f"{whole[:20]!r} outside a list")
         if open_attr or covered != end - start - glue:
