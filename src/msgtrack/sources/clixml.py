@@ -443,6 +443,9 @@ _NIL_BY_KIND: dict[str, Any] = {"str": "", "int": None, "list": (), "data": _FRE
 _NIL_VALUES: dict[str, tuple[str, Any]] = {
     p: (f.attr, _NIL_BY_KIND[f.kind]) for p, f in FIELD_BY_PROP.items() if f.kind in _NIL_BY_KIND
 }
+#: The integer fields, for the scanner's inline ``<I32>`` case (``_prim_int``: ``int(text)``).
+_INT_ATTRS: dict[str, str] = {p: f.attr for p, f in FIELD_BY_PROP.items() if f.kind == "int"}
+_fromisoformat = datetime.fromisoformat
 #: EventData value tags converted by one builtin (``_prim_value`` for the others).
 _VALUE_CONV: dict[str, Callable[[str], Any]] = {
     **{t: int for t in ("I32", "I64", "U32", "U64", "I16", "U16", "By", "SB")},
@@ -530,6 +533,10 @@ _FAST_BUILD = not hasattr(TrackingEvent, "__post_init__") and "__slots__" not in
 )
 _TEMPLATE: dict[str, Any] = dict(vars(TrackingEvent(timestamp=datetime(2000, 1, 1, tzinfo=UTC))))
 _new = object.__new__
+
+
+def _set_dict(ev: TrackingEvent, d: dict[str, Any]) -> None:
+    object.__setattr__(ev, "__dict__", d)
 
 
 def _build(kw: dict[str, Any]) -> TrackingEvent:
@@ -712,6 +719,7 @@ def _scan_event(text: str, origin: str, culture: str,
     nil_values = _NIL_VALUES
     props = _PROPS
     value_conv = _VALUE_CONV
+    int_attrs = _INT_ATTRS
     try:
         for (whole, tag, name, value, obj, to_string, items, open_list, key, vtag, vtext,
              item) in _TOKEN.findall(text, start, end):
@@ -730,6 +738,16 @@ def _scan_event(text: str, origin: str, culture: str,
                     nil = nil_values.get(name)
                     if nil is not None:
                         kw[nil[0]] = nil[1] if nil[1] is not _FRESH_DICT else {}
+                        continue
+                elif tag == "DT" and name == "Timestamp":
+                    # parse_datetime's fast path: the round-trip form of a local DateTime
+                    if len(value) == 33 and value[19] == "." and value[27] in "+-":
+                        kw["timestamp"] = _fromisoformat(value[:26] + value[27:])
+                        continue
+                elif tag == "I32":
+                    attr = int_attrs.get(name)
+                    if attr is not None:
+                        kw[attr] = int(value)
                         continue
                 if "&" in value:
                     value = _unescape(value)
@@ -812,13 +830,13 @@ def _scan_event(text: str, origin: str, culture: str,
                 kw["extra"] = extra
             kw["origin"] = origin or computer
             return TrackingEvent(**kw)
-        ev = _new(TrackingEvent)
-        d = ev.__dict__
-        d.update(_TEMPLATE)
+        d = _TEMPLATE.copy()
         d["event_data"] = {}
         d["extra"] = extra or {}
         d["origin"] = origin or computer
         d.update(kw)
+        ev = _new(TrackingEvent)
+        _set_dict(ev, d)
         return ev
     except (_Unsure, ValueError):
         return None  # the element walker gives the definitive answer (or error)
