@@ -630,6 +630,10 @@ _ENTITY = re.compile(r"&([^;&<]*);")
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
 
+#: The scanner's read-only _Ctx per culture name (a handful of names per process).
+_CTXS: dict[str, _Ctx] = {}
+
+
 class _Unsure(Exception):
     """The scanner met something it does not handle; the element walker takes over."""
 
@@ -649,12 +653,14 @@ def _entity(m: re.Match[str]) -> str:
 def _unescape(text: str) -> str:
     if "&" not in text:
         return text
-    if "&#" not in text and text.count("&") == (
-        text.count("&lt;") + text.count("&gt;") + text.count("&amp;") + text.count("&quot;")
-        + text.count("&apos;")
-    ):  # only the five named entities: plain replaces (&amp; last) give the same text
-        return (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-                .replace("&apos;", "'").replace("&amp;", "&"))
+    if "&#" not in text:
+        # The other four named entities first: replacing them cannot make an "&amp;"
+        # (nor an "&"), so when every "&" left starts an "&amp;", each "&" was a named
+        # entity and replacing "&amp;" last gives what _ENTITY.sub gives.
+        out = (text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
+               .replace("&apos;", "'"))
+        if out.count("&") == out.count("&amp;"):
+            return out.replace("&amp;", "&")
     return _ENTITY.sub(_entity, text)
 
 
@@ -708,7 +714,9 @@ def _scan_event(text: str, origin: str, culture: str,
         return None
     if "\r" in text:  # XML turns CR LF into LF; leave that to the parser
         return None
-    ctx = _Ctx(culture)
+    ctx = _CTXS.get(culture)
+    if ctx is None:
+        ctx = _CTXS[culture] = _Ctx(culture)
     kw: dict[str, Any] = {}
     extra: dict[str, str] | None = None
     computer = ""
