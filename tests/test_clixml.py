@@ -878,3 +878,21 @@ def test_events_from_the_peer_equal_the_source_events(exchange_peer_factory, opt
     assert out == [dataclasses.replace(ev, log_id="") for ev in source]
     assert {ev.origin for ev in out} == {"ex01.contoso.com"}
     assert [s.adapted_properties["Name"] for s in services] == ["EX01"]
+
+
+@pytest.mark.parametrize("text", [
+    "R&amp;D &lt;draft&gt;", "&amp;lt;", "&amp;amp;", "a&b", "&#65;&amp;", "&quot;&apos;x",
+    "&lt&gt;", "&amp", "&&amp;", "&#x41;&lt;", "no entity", "&lt;&lt;&amp;&gt;",
+])
+def test_scanner_unescape_matches_the_entity_regex(text):
+    from msgtrack.sources import clixml
+
+    assert clixml._unescape(text) == clixml._ENTITY.sub(clixml._entity, text)
+
+
+@pytest.mark.parametrize("xml", [
+    '<Nil N="TotalBytes" />', '<S N="TotalBytes"></S>', '<I32 N="TotalBytes">&#49;2</I32>',
+    '<I32 N="TotalBytes">12</I32>', '<Nil N="EventData" />', '<Nil N="Recipients" />',
+])
+def test_scanner_inline_fields_agree_with_the_walker(xml):
+    both(doc(xml))

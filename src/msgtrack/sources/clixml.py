@@ -754,7 +754,7 @@ def _scan_event(text: str, origin: str, culture: str,
                         continue
                 elif tag == "I32":
                     attr = int_attrs.get(name)
-                    if attr is not None:
+                    if attr is not None and "&" not in value:
                         kw[attr] = int(value)
                         continue
                 if "&" in value:
