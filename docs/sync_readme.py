@@ -28,7 +28,7 @@ def synced(readme: str) -> str:
                 continue
             body = source.read_text(encoding="utf-8").strip("\n")
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-        readme = pattern.sub(lambda m: f"{m.group(1)}{body}\n{m.group(2)}", readme)
+        readme = pattern.sub(lambda m, body=body: f"{m.group(1)}{body}\n{m.group(2)}", readme)
     return readme
 
 
