@@ -36,13 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "exps" / "out"
 PASSWORD = "Bench-Passw0rd!"
 START = datetime(2026, 11, 27, tzinfo=timezone.utc)
-WINDOW = ["--start", "2026-11-27T00:00:00Z", "--end", "2026-11-28T00:00:00Z"]
+
+
+def window(days: int) -> list[str]:
+    end = START + timedelta(days=days)
+    return ["--start", START.strftime("%Y-%m-%dT%H:%M:%SZ"), "--end", end.strftime("%Y-%m-%dT%H:%M:%SZ")]
 
 
 # --------------------------------------------------------------------------- peer child
 
 
-def serve(host: str, port: int, events: int, delay_ms: float) -> None:
+def serve(host: str, port: int, events: int, delay_ms: float, days: int) -> None:
     """Run one peer for one server named ``host`` until killed (child process)."""
     sys.path.insert(0, str(ROOT))
     from tests.exchange_peer.config import PeerConfig, ServerSpec
@@ -50,11 +54,11 @@ def serve(host: str, port: int, events: int, delay_ms: float) -> None:
     from tests.exchange_peer.server import ExchangePeer
     from tests.exchange_peer.synthetic import make_events
 
-    step = timedelta(days=1) / max(events, 1) * 2.5  # a few events per message
+    step = timedelta(days=days) / max(events, 1) * 2.5  # a few events per message
     spec = ServerSpec(host, events=make_events(events, host, start=START, step=step))
     faults = [Fault.slow(delay_ms / 1000.0)] if delay_ms > 0 else []
     config = PeerConfig(servers=[spec], auth="ntlm", password=PASSWORD, host=host, port=port,
-                        faults=faults, clock=lambda: START + timedelta(days=2))
+                        faults=faults, clock=lambda: START + timedelta(days=days + 1))
     peer = ExchangePeer(config).start()
     print("ready", flush=True)
     try:
@@ -64,13 +68,14 @@ def serve(host: str, port: int, events: int, delay_ms: float) -> None:
         peer.close()
 
 
-def start_peers(n: int, port: int, events: int, delay_ms: float) -> list[subprocess.Popen]:
+def start_peers(n: int, port: int, events: int, delay_ms: float, days: int = 1
+                ) -> list[subprocess.Popen]:
     procs = []
     for i in range(n):
         host = f"127.0.0.{11 + i}"
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--serve", host, "--port", str(port),
-             "--events", str(events), "--delay-ms", str(delay_ms)],
+             "--events", str(events), "--delay-ms", str(delay_ms), "--days", str(days)],
             stdout=subprocess.PIPE, text=True))
     for proc in procs:
         line = proc.stdout.readline() if proc.stdout else ""
@@ -88,10 +93,22 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- client runs
 
 
-def msgtrack_cmd(servers: list[str], port: int, parallel: int) -> list[str]:
-    cmd = [sys.executable, "-m", "msgtrack.cli", "search", "--port", str(port), "--auth", "ntlm",
+#: Runs msgtrack and reports VmHWM at exit. ru_maxrss from wait4 would also count the
+#: memory of the forked benchmark process before exec, so it cannot be used here.
+_LAUNCH = ("import atexit, sys\n"
+           "def hwm():\n"
+           "    for line in open('/proc/self/status'):\n"
+           "        if line.startswith('VmHWM:'): sys.stderr.write('VmHWM ' + line.split()[1] + '\\n')\n"
+           "atexit.register(hwm)\n"
+           "from msgtrack.cli import main\n"
+           "sys.argv[0] = 'msgtrack'\n"
+           "main()\n")
+
+
+def msgtrack_cmd(servers: list[str], port: int, parallel: int, days: int = 1) -> list[str]:
+    cmd = [sys.executable, "-c", _LAUNCH, "search", "--port", str(port), "--auth", "ntlm",
            "--username", "CONTOSO\\tester", "--parallel", str(parallel), "--format", "csv",
-           "--output", os.devnull, "--operation-timeout", "5", *WINDOW]
+           "--output", os.devnull, "--operation-timeout", "5", *window(days)]
     for s in servers:
         cmd += ["--server", s]
     return cmd
@@ -105,12 +122,11 @@ def run_measured(cmds: list[list[str]]) -> tuple[float, list[int]]:
              for c in cmds]
     rss = []
     for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        _, err_bytes = proc.communicate()
+        err = err_bytes.decode()
         if proc.returncode != 0:
             raise SystemExit(f"msgtrack failed ({proc.returncode}): {err[-2000:]}")
-        rss.append(usage.ru_maxrss)
+        rss += [int(line.split()[1]) for line in err.splitlines() if line.startswith("VmHWM ")]
     return time.perf_counter() - began, rss
 
 
@@ -153,11 +169,12 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=0,
                         help="events per server for the RSS comparison (default events/5)")
     parser.add_argument("--delay-ms", type=float, default=0.25)
+    parser.add_argument("--days", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--serve", metavar="HOST", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.port, args.events, args.delay_ms)
+        serve(args.serve, args.port, args.events, args.delay_ms, args.days)
         return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -172,26 +189,30 @@ def main() -> int:
     small = args.small or max(args.events // 5, 1000)
     rss_runs: dict[int, int] = {}
     for events in (small, args.events):
+        # The same number of events per hour (per slice) at both sizes, over more days:
+        # memory is bounded by what one slice holds, so it must not grow with the total.
+        days = max(1, round(events / small))
         port = free_port()
-        peers = start_peers(args.servers, port, events, args.delay_ms)
+        peers = start_peers(args.servers, port, events, args.delay_ms, days)
         try:
             servers = [f"127.0.0.{11 + i}" for i in range(args.servers)]
-            singles = [run_measured([msgtrack_cmd([s], port, 1)]) for s in servers]
+            singles = [run_measured([msgtrack_cmd([s], port, 1, days)]) for s in servers]
             slowest = max(w for w, _ in singles)
-            fan_wall, fan_rss = run_measured([msgtrack_cmd(servers, port, args.servers)])
-            proc_wall, _ = run_measured([msgtrack_cmd([s], port, 1) for s in servers])
+            fan_wall, fan_rss = run_measured([msgtrack_cmd(servers, port, args.servers, days)])
+            proc_wall, _ = run_measured([msgtrack_cmd([s], port, 1, days) for s in servers])
         finally:
             for p in peers:
                 p.kill()
                 p.wait()
         rss_runs[events] = fan_rss[0]
         total = events * args.servers
-        row = {"slowest_single_s": slowest, "fan_out_threads_s": fan_wall,
+        row = {"days": days, "slowest_single_s": slowest, "fan_out_threads_s": fan_wall,
                "fan_out_processes_s": proc_wall, "fan_out_ratio": fan_wall / slowest,
                "processes_vs_threads": proc_wall / fan_wall,
                "end_to_end_events_per_s": total / fan_wall, "peak_rss_kib": fan_rss[0]}
         result[f"run_{events}"] = row
-        print(f"{args.servers} servers x {events:,} events: slowest single {slowest:.1f} s, "
+        print(f"{args.servers} servers x {events:,} events over {days} day(s): "
+              f"slowest single {slowest:.1f} s, "
               f"fan-out (threads) {fan_wall:.1f} s = {row['fan_out_ratio']:.2f}x, "
               f"{args.servers} processes {proc_wall:.1f} s; "
               f"{row['end_to_end_events_per_s']:,.0f} events/s; "
