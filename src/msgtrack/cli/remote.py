@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from msgtrack.config import Profile, load_profile
-from msgtrack.credentials import get_password
 from msgtrack.errors import UsageError
-from msgtrack.sources.remote import Connection, Plan
+
+if TYPE_CHECKING:
+    from msgtrack.sources.remote import Connection, Plan
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -88,6 +89,10 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
     profile: Profile = load_profile(profile_name)
     if not explicit and not (profile.servers or profile.all_servers):
         return None
+    # Imported here: an offline search never loads the WinRM client or the keyring.
+    from msgtrack.credentials import get_password
+    from msgtrack.sources.remote import Connection, Plan
+
     auth = _pick(auth, profile.auth, "kerberos").lower()
     if auth not in _AUTHS:
         raise UsageError(f"--auth {auth}: choose one of {', '.join(_AUTHS)}")
