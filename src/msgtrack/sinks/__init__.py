@@ -7,6 +7,7 @@ Everything streams except the table, which must measure its columns; it holds at
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -118,6 +119,10 @@ def _write_csv(rows: Iterable[Sequence[str]], header: Sequence[str], out: TextIO
     write = out.write
     names = [h if isinstance(h, str) else "" if h is None else str(h) for h in header]  # as csv.writer
     write(",".join(quote_cells(names)) + "\r\n")
+    if getattr(out, "encoding", None) == "utf-8-sig" and isinstance(out, io.TextIOWrapper):
+        # The BOM is out; from here utf-8-sig writes what utf-8 writes, but its encoder
+        # is Python code called on every write where utf-8's is C (0.3 us a row).
+        out.reconfigure(encoding="utf-8")
     count = 0
     formula, first = _FORMULA_CELL, _FORMULA_FIRST
     for cells in rows:
