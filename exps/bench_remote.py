@@ -50,15 +50,18 @@ def serve(host: str, port: int, events: int, delay_ms: float, days: int) -> None
     """Run one peer for one server named ``host`` until killed (child process)."""
     sys.path.insert(0, str(ROOT))
     from tests.exchange_peer.config import PeerConfig, ServerSpec
+    from tests.exchange_peer.exchange import prerender
     from tests.exchange_peer.faults import Fault
     from tests.exchange_peer.server import ExchangePeer
     from tests.exchange_peer.synthetic import make_events
 
     step = timedelta(days=days) / max(events, 1) * 2.5  # a few events per message
-    spec = ServerSpec(host, events=make_events(events, host, start=START, step=step))
+    spec = ServerSpec(host, events=make_events(events, host, start=START, step=step),
+                      cache_objects=True)
     faults = [Fault.slow(delay_ms / 1000.0)] if delay_ms > 0 else []
     config = PeerConfig(servers=[spec], auth="ntlm", password=PASSWORD, host=host, port=port,
                         faults=faults, clock=lambda: START + timedelta(days=days + 1))
+    prerender(config)  # a real server renders on its own CPU, not on the client's
     peer = ExchangePeer(config).start()
     print("ready", flush=True)
     try:

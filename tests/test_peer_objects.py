@@ -17,6 +17,7 @@ from pypsrp.powershell import PowerShell
 from msgtrack.report import RunReport
 from msgtrack.sources.logfile import read_logs
 from tests.exchange_peer import ServerSpec
+from tests.exchange_peer.exchange import prerender
 from tests.exchange_peer.fixtures import open_pool
 from tests.exchange_peer.objects import (
     CULTURES,
@@ -196,3 +197,44 @@ def test_a_remote_object_carries_the_offline_readers_values(exchange_peer_factor
         assert _remote_record(obj) == _expected(ev, tz, "%d.%m.%Y %H:%M:%S"), ev.origin
     kinds = {ev.event_id for ev in offline}
     assert {"RECEIVE", "SEND", "DELIVER", "DEFER", "FAIL"} <= kinds
+
+
+def test_a_caching_server_sends_the_same_objects_with_each_pools_runspace_id(
+        exchange_peer_factory):
+    # The benchmark's peers keep rendered objects; only the RunspaceId may differ per pool.
+    events = make_events(40)
+    plain = ServerSpec("EX01", events=events)
+    cached = ServerSpec("EX01", events=events, cache_objects=True)
+
+    def fetch(spec: ServerSpec) -> list[tuple[dict, str]]:
+        peer = exchange_peer_factory(auth="ntlm", servers=[spec])
+        if spec.cache_objects:
+            assert prerender(peer.config) == len(events)
+        out = []
+        for _ in range(2):  # two pools: two RunspaceIds
+            with open_pool(peer) as pool:
+                ps = PowerShell(pool)
+                ps.add_cmdlet("Get-MessageTrackingLog").add_parameter("ResultSize", "Unlimited")
+                objs = ps.invoke()
+                runspace = str(pool.id).lower()
+            assert {str(o.extended_properties["RunspaceId"]).lower() for o in objs} == {runspace}
+            out += [(dict(o.adapted_properties), runspace) for o in objs]
+        return out
+
+    plain_objs, cached_objs = fetch(plain), fetch(cached)
+    assert len(cached_objs) == 2 * len(events)
+    assert [_plain(p) for p, _ in cached_objs] == [_plain(p) for p, _ in plain_objs]
+    assert len({r for _, r in cached_objs}) == 2
+    assert cached.rendered and not plain.rendered
+
+
+def _plain(value: object) -> object:
+    """pypsrp's objects as comparable values (its complex objects have no equality)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if hasattr(value, "adapted_properties"):
+        return (str(value), _plain(dict(value.adapted_properties)),
+                _plain(dict(value.extended_properties)))
+    return value

@@ -38,6 +38,10 @@ class ServerSpec:
     #: Culture of the server's text output (MessageInfo dates, EventData strings).
     culture: str = "en-US"
     domain: str = "contoso.com"
+    #: Keep every in-memory event's rendered CLIXML (benchmarks): a real server renders on
+    #: its own CPU, so the peer should not compete with the client for these two cores.
+    cache_objects: bool = False
+    rendered: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.version not in VERSIONS:

@@ -10,7 +10,8 @@ the first configured server is searched, as the cmdlet searches the local server
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,6 +26,9 @@ from .config import PeerConfig, ServerSpec
 from .faults import Fault
 from .objects import ObjectShape, render_tracking_event, render_transport_service
 from .shell import Output, Stopped
+
+_PLACEHOLDER_RUNSPACE = uuid.UUID("5e1f0000-c0de-4a11-8000-00000000cafe")
+_PLACEHOLDER_BYTES = str(_PLACEHOLDER_RUNSPACE).encode()
 
 GMTL = "Get-MessageTrackingLog"
 GTS = "Get-TransportService"
@@ -217,6 +221,42 @@ class _Search:
     traffic: str | None
 
 
+def object_shape(config: PeerConfig, server: ServerSpec) -> ObjectShape:
+    return ObjectShape(version=server.version, tz=server.tz, culture=server.culture_info,
+                       computer_name=config.computer_name or config.servers[0].fqdn,
+                       deserialized=config.deserialized_type_names,
+                       event_data=config.event_data_shape)
+
+
+def renderer(server: ServerSpec, shape: ObjectShape, runspace: uuid.UUID
+             ) -> Callable[[int, Any], bytes]:
+    """Render event number n of ``server``; from its cache when it keeps one."""
+    if not (server.cache_objects and server.events is not None):
+        return lambda n, ev: render_tracking_event(ev, shape, runspace)
+    # Cached with a placeholder RunspaceId: the one thing that differs between pools.
+    cache = server.rendered.setdefault(shape, {})
+    actual = str(runspace).encode()
+
+    def render(n: int, ev: Any) -> bytes:
+        body = cache.get(n)
+        if body is None:
+            body = cache[n] = render_tracking_event(ev, shape, _PLACEHOLDER_RUNSPACE)
+        return body.replace(_PLACEHOLDER_BYTES, actual)
+    return render
+
+
+def prerender(config: PeerConfig) -> int:
+    """Fill the render cache of every caching server (before a benchmark starts)."""
+    count = 0
+    for server in config.servers:
+        if server.cache_objects and server.events is not None:
+            render = renderer(server, object_shape(config, server), _PLACEHOLDER_RUNSPACE)
+            for n, ev in enumerate(server.events):
+                render(n, ev)
+                count += 1
+    return count
+
+
 class Runspace:
     """Runs one pipeline's commands for one shell; the worker thread's entry point."""
 
@@ -227,10 +267,7 @@ class Runspace:
         self.computer_name = config.computer_name or self.endpoint.fqdn
 
     def shape(self, server: ServerSpec) -> ObjectShape:
-        return ObjectShape(version=server.version, tz=server.tz, culture=server.culture_info,
-                           computer_name=self.computer_name,
-                           deserialized=self.config.deserialized_type_names,
-                           event_data=self.config.event_data_shape)
+        return object_shape(self.config, server)
 
     def run(self, commands: list) -> str:
         """Run and end the pipeline; returns the final state's name."""
@@ -363,6 +400,7 @@ class Runspace:
         out, server, query, limit = self.out, search.server, search.query, search.limit
         pending = self._apply_faults(self.config.faults.for_pipeline(GMTL, server.name))
         shape = self.shape(server)
+        render = renderer(server, shape, out.runspace_id)
         written = 0
         for n, ev in enumerate(server.iter_events(RunReport())):
             if n % 256 == 0:
@@ -378,7 +416,7 @@ class Runspace:
             for f in [f for f in pending if f.after <= written]:
                 pending.remove(f)
                 self._fire(f, server)
-            yield render_tracking_event(ev, shape, out.runspace_id)
+            yield render(n, ev)
             written += 1
         # A stream shorter than the fault's count still ends Failed.
         for f in pending:
