@@ -7,6 +7,7 @@ and no row is lost or duplicated.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -214,6 +215,38 @@ def test_a_capped_slice_is_split_until_complete(exchange_peer_factory: Any, tmp_
     assert all(c.named["ResultSize"] == 25 for c in peer.stats.calls_of("Get-MessageTrackingLog"))
 
 
+def test_slices_widen_over_quiet_hours_and_narrow_over_busy_ones(exchange_peer_factory: Any
+                                                                  ) -> None:
+    # Three quiet days around one busy hour: the slices must cover the window exactly once,
+    # stay under the cap, and take far fewer commands than 72 one-hour slices.
+    quiet = [replace(ev, timestamp=datetime(2026, 11, 25, tzinfo=timezone.utc)
+                     + timedelta(hours=7 * i)) for i, ev in enumerate(make_events(10, "EX01"))]
+    busy = dense_events(120, "EX01")  # 2026-11-27 10:00-10:06
+    events = sorted(quiet + busy, key=lambda e: e.timestamp)
+    peer = exchange_peer_factory(servers=[ServerSpec("EX01", events=events)])
+    conn = Connection(auth="ntlm", username="CONTOSO\\tester", password="Passw0rd!",
+                      port=peer.port, operation_timeout=2)
+    plan = Plan(servers=("EX01",), connect=peer.host, cap=25)
+    query = Query(start=parse_when("2026-11-25T00:00Z"), end=parse_when("2026-11-28T00:00Z"))
+    report = RunReport()
+    got = list(RemoteSearch(conn, plan, query, report).events())
+    assert report.complete, report.problems
+    assert sorted(e.timestamp for e in got) == [e.timestamp for e in events]
+    calls = peer.stats.calls_of("Get-MessageTrackingLog")
+    windows = [(c.named["Start"], c.named["End"]) for c in calls]
+    widths = [end - start for start, end in windows]
+    assert max(widths) == timedelta(days=1)  # widened up to the limit over quiet time
+    assert min(widths) < timedelta(minutes=10)  # narrowed over the busy hour
+    # Fixed one-hour slices would take 72 commands, plus the splits of the busy hour.
+    assert len(calls) < 60, "\n".join(f"{s.isoformat()} {(e - s).total_seconds()}" for s, e in windows)
+    # Each query either starts where the last complete one ended, or retries the same
+    # start narrower after hitting the cap: the window is tiled, nothing searched twice.
+    assert windows[0][0] == query.start and windows[-1][1] == query.end
+    for (s1, e1), (s2, e2) in itertools.pairwise(windows):
+        assert s2 == e1 or (s2 == s1 and e2 < e1), ((s1, e1), (s2, e2))
+    assert 1 <= report.counts["slices-split"] <= 12, report.counts
+
+
 # --------------------------------------------------------------------------- faults
 
 RETRIED_FAULTS = {
@@ -268,7 +301,9 @@ def test_pools_are_recycled_before_the_per_shell_command_limit(exchange_peer_fac
     peer = exchange_peer_factory(servers=specs("EX2016-01"), max_commands_per_shell=4)
     conn = Connection(auth="ntlm", username="CONTOSO\\tester", password="Passw0rd!",
                       port=peer.port, operation_timeout=2)
-    plan = Plan(servers=("EX2016-01",), connect=peer.host, recycle_after=3, retries=0)
+    # Fixed one-hour slices (max_slice = slice): 72 commands, so pools must be recycled.
+    plan = Plan(servers=("EX2016-01",), connect=peer.host, recycle_after=3, retries=0,
+                max_slice=timedelta(hours=1))
     query = Query(start=parse_when("2026-11-25T00:00Z"), end=parse_when("2026-11-28T00:00Z"))
     report = RunReport()
     events = list(RemoteSearch(conn, plan, query, report).events())

@@ -1,4 +1,5 @@
-"""A progress bar on stderr (only on a terminal): slices done, events, errors."""
+"""A progress bar on stderr (only on a terminal): servers × time searched, slices, events,
+errors."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ def remote_progress(enabled: bool | None = None, console: Any = None
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-    counts = {"events": 0, "errors": 0, "servers": 0, "servers_done": 0}
-    with Progress(TextColumn("[bold]slices"), BarColumn(), MofNCompleteColumn(),
+    counts = {"events": 0, "errors": 0, "servers": 0, "servers_done": 0, "slices": 0}
+    # Slices adapt their width as they go, so the bar measures what is known up front:
+    # the hours of the window still to search, on every server.
+    with Progress(TextColumn("[bold]searched"), BarColumn(), TaskProgressColumn(),
                   TextColumn("{task.description}"), console=console or Console(stderr=True),
                   transient=True) as bar:
         task = bar.add_task("", total=None)
@@ -30,18 +33,20 @@ def remote_progress(enabled: bool | None = None, console: Any = None
         def update(what: str, data: dict[str, int]) -> None:
             if what == "plan":
                 counts["servers"] = data["servers"]
-                bar.update(task, total=data["slices"])
-            elif what == "split":
-                bar.update(task, total=(bar.tasks[0].total or 0) + 1)
+                bar.update(task, total=data["seconds"])
             elif what == "slice":
                 counts["events"] += data["events"]
-                bar.advance(task)
+                counts["slices"] += 1
+                bar.advance(task, data["seconds"])
+            elif what == "skipped":  # given up after errors: searched no further
+                bar.advance(task, data["seconds"])
             elif what == "error":
                 counts["errors"] += 1
             elif what == "server-done":
                 counts["servers_done"] += 1
             bar.update(task, description=(
                 f"servers {counts['servers_done']}/{counts['servers']} · "
-                f"events {counts['events']} · errors {counts['errors']}"))
+                f"slices {counts['slices']} · events {counts['events']} · "
+                f"errors {counts['errors']}"))
 
         yield update

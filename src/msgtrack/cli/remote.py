@@ -60,7 +60,9 @@ ConnectTimeout = Annotated[int, typer.Option(
 SliceTimeout = Annotated[float | None, typer.Option(
     "--slice-timeout", rich_help_panel=_REMOTE, help="Give up one slice after this many seconds.")]
 SliceHours = Annotated[float, typer.Option(
-    "--slice", rich_help_panel=_REMOTE, help="Slice width in hours (split further when capped).")]
+    "--slice", rich_help_panel=_REMOTE,
+    help="Width of the first slice in hours; later ones double while answers are small "
+         "(up to a day) and halve when capped.")]
 Cap = Annotated[int, typer.Option(
     "--cap", rich_help_panel=_REMOTE, min=1,
     help="-ResultSize per slice; a slice that reaches it is split and queried again.")]

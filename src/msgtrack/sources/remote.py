@@ -3,9 +3,11 @@ nothing silently truncated.
 
 How it stays honest:
 
-* Each server's window is cut into slices (default one hour). A slice is queried with
-  ``-ResultSize <cap>``; if the answer hits the cap or the cmdlet warns that more
-  results exist, the slice is split in half and both halves are queried again.
+* Each server's window is searched in consecutive slices, the first one hour wide. A
+  slice is queried with ``-ResultSize <cap>``; if the answer hits the cap or the cmdlet
+  warns that more results exist, it is halved and queried again. A quiet slice doubles
+  the next one's width (up to a day), so a sparse 30-day window costs a few dozen
+  commands rather than 720, and a busy one stays well under the cap.
 * A slice's rows are emitted only once the slice has completed, so a retry after a
   dropped connection can never emit a row twice or lose one.
 * Transient faults (shell quota, "shell not found", HTTP 500, dropped connections,
@@ -125,8 +127,10 @@ class Plan:
     all_servers: bool = False
     #: The endpoint host to connect to; None means each server's own endpoint.
     connect: str | None = None
+    #: Width of the first slice; later ones adapt between min_slice and max_slice.
     slice: timedelta = timedelta(hours=1)
     min_slice: timedelta = timedelta(seconds=1)
+    max_slice: timedelta = timedelta(days=1)
     cap: int = 5000
     parallel: int = 4
     retries: int = 3
@@ -135,6 +139,10 @@ class Plan:
     recycle_after: int = 400
     #: Give up on one slice (stop the pipeline) after this many seconds; None: no limit.
     slice_timeout: float | None = None
+    #: After a Receive that brought fewer than ``poll_batch`` objects, wait this long before
+    #: the next one (0: never wait).
+    poll_pace: float = 0.02
+    poll_batch: int = 64
 
 
 @dataclass
@@ -222,12 +230,15 @@ def dt_element(value: datetime) -> ET.Element:
 class Session:
     """One WSMan connection + RunspacePool, owned by one thread; recycled on demand."""
 
-    def __init__(self, host: str, conn: Connection, recycle_after: int, origin: str = "") -> None:
+    def __init__(self, host: str, conn: Connection, recycle_after: int, origin: str = "",
+                 pace: float = 0.0, batch: int = 0) -> None:
         self.host = host
         #: Stamped on every event as its origin: the server queried with -Server.
         self.origin = origin
         self.conn = conn
         self.recycle_after = recycle_after
+        self.pace = pace
+        self.batch = batch
         self._pool: Any = None
         self._commands = 0
 
@@ -285,7 +296,8 @@ class Session:
             ps.begin_invoke()
             while ps.state == PSInvocationState.RUNNING:
                 ps.poll_invoke()
-                if ps.output:
+                got = len(ps.output)
+                if got:
                     # Take the rows out of pypsrp's list so memory stays flat.
                     batch, ps.output = ps.output, []
                     events.extend(batch)
@@ -294,6 +306,11 @@ class Session:
                     ps.stop()
                     raise Transient(f"slice timed out after {timeout:g} s"
                                     if not (stop and stop.is_set()) else "stopped")
+                if 0 < got < self.batch and ps.state == PSInvocationState.RUNNING:
+                    # A server still searching answers each Receive with the few objects it
+                    # has; every round trip costs encryption, XML and HTTP on both ends, so
+                    # give it a moment to fill a bigger answer.
+                    (stop or threading.Event()).wait(self.pace)
             events.extend(ps.output)
             ps.output = []
         except (Transient, MsgtrackError):
@@ -336,7 +353,7 @@ def _raise_pipeline_error(errors: list[str]) -> None:
 
 @dataclass(frozen=True)
 class _Msg:
-    kind: str  # "events" | "problem" | "warn" | "progress" | "retry" | "fatal" | "done"
+    kind: str  # "events" | "problem" | "warn" | "retry" | "split" | "skipped" | "fatal" | "done"
     server: str
     payload: Any = None
 
@@ -380,14 +397,20 @@ class RemoteSearch:
         start = self.query.start or end - DEFAULT_LOOKBACK
         return start, end
 
-    def slices(self) -> list[tuple[datetime, datetime]]:
-        start, end = self.window()
-        out = []
-        while start < end:
-            nxt = min(start + self.plan.slice, end)
-            out.append((start, nxt))
-            start = nxt
-        return out
+    def next_width(self, width: timedelta, found: int) -> timedelta:
+        """The next slice's width after a complete one of ``width`` that held ``found``.
+
+        Steer towards a quarter of the cap per answer: wide enough that quiet hours cost
+        few commands (each one is a round trip and a log-file scan on the server), narrow
+        enough that an uneven hour rarely hits the cap (which costs one query, halved)."""
+        plan = self.plan
+        factor = min(2.0, max(0.5, max(plan.cap // 4, 1) / max(found, 1)))
+        return self._clamp_width(width * factor)
+
+    def _clamp_width(self, width: timedelta) -> timedelta:
+        plan = self.plan
+        whole = timedelta(seconds=int(width.total_seconds()))  # Start/End in whole seconds
+        return min(max(whole, plan.min_slice), max(plan.max_slice, plan.slice))
 
     # -- running -------------------------------------------------------------------
 
@@ -398,15 +421,16 @@ class RemoteSearch:
             self.report.count("servers-discovered", len(servers))
         if not servers:
             raise UsageError("name a server: --server NAME (repeatable) or --all-servers")
-        slices = self.slices()
+        start, end = self.window()
         inbox: queue.Queue[_Msg] = queue.Queue(maxsize=max(4, self.plan.parallel * 2))
-        self._emit_progress("plan", {"servers": len(servers), "slices": len(slices) * len(servers)})
+        self._emit_progress("plan", {"servers": len(servers),
+                                     "seconds": int((end - start).total_seconds()) * len(servers)})
         fatal: list[BaseException] = []
         failed_servers: dict[str, BaseException] = {}
         with ThreadPoolExecutor(max_workers=max(1, self.plan.parallel),
                                 thread_name_prefix="msgtrack-remote") as pool:
             for server in servers:
-                pool.submit(self._work_server, server, slices, inbox)
+                pool.submit(self._work_server, server, start, end, inbox)
             remaining = len(servers)
             try:
                 while remaining:
@@ -420,10 +444,11 @@ class RemoteSearch:
                             failed_servers[msg.server] = msg.payload
                         self._emit_progress("server-done", {})
                     elif msg.kind == "events":
+                        events, seconds = msg.payload
                         self.report.count("slices")
-                        self.report.count("events", len(msg.payload))
-                        self._emit_progress("slice", {"events": len(msg.payload)})
-                        yield from msg.payload
+                        self.report.count("events", len(events))
+                        self._emit_progress("slice", {"events": len(events), "seconds": seconds})
+                        yield from events
                     elif msg.kind == "problem":
                         kind, where, text = msg.payload
                         self.report.problem(kind, where, text)
@@ -434,7 +459,8 @@ class RemoteSearch:
                         self.report.count("retries")
                     elif msg.kind == "split":
                         self.report.count("slices-split")
-                        self._emit_progress("split", {})
+                    elif msg.kind == "skipped":  # time given up on: still progress
+                        self._emit_progress("skipped", {"seconds": msg.payload})
                     elif msg.kind == "fatal":
                         fatal.append(msg.payload)
                         self._stop.set()
@@ -463,25 +489,27 @@ class RemoteSearch:
         if self.progress is not None:
             self.progress(what, data)
 
-    def _work_server(self, server: str, slices: list[tuple[datetime, datetime]],
+    def _work_server(self, server: str, start: datetime, end: datetime,
                      inbox: queue.Queue[_Msg]) -> None:
         host = self.plan.connect or server
-        session = Session(host, self.conn, self.plan.recycle_after, origin=server)
+        session = Session(host, self.conn, self.plan.recycle_after, origin=server,
+                          pace=self.plan.poll_pace, batch=self.plan.poll_batch)
         outcome: BaseException | None = None
         try:
             unsupported: set[str] = set()
-            todo = list(reversed(slices))  # a stack: earliest slice on top
-            while todo and not self._stop.is_set():
-                start, end = todo.pop()
+            cursor, width = start, self.plan.slice
+            while cursor < end and not self._stop.is_set():
+                upto = min(cursor + width, end)
                 try:
-                    answer = self._slice_with_retries(session, server, start, end, unsupported,
+                    answer = self._slice_with_retries(session, server, cursor, upto, unsupported,
                                                       inbox)
                 except (AuthenticationFailed, CertificateUntrusted, EndpointNotFound,
                         KerberosUnavailable, FilterUnsupported) as exc:
                     # No slice of this server can work: report it once, with what was left.
-                    left = len(todo) + 1
                     inbox.put(_Msg("problem", server, (
-                        "server", server, f"{exc} ({left} slice(s) not searched)")))
+                        "server", server,
+                        f"{exc} ([{_iso(cursor)}, {_iso(end)}) not searched)")))
+                    inbox.put(_Msg("skipped", server, (end - cursor).total_seconds()))
                     outcome = exc
                     return
                 except UsageError as exc:
@@ -490,19 +518,23 @@ class RemoteSearch:
                     return
                 except (Transient, RemoteError) as exc:
                     inbox.put(_Msg("problem", server, (
-                        "slice", f"{server} [{_iso(start)}, {_iso(end)})",
+                        "slice", f"{server} [{_iso(cursor)}, {_iso(upto)})",
                         f"failed after {self.plan.retries} retries: {exc}")))
                     outcome = outcome or exc
+                    inbox.put(_Msg("skipped", server, (upto - cursor).total_seconds()))
+                    cursor = upto
                     continue
-                if answer is None:  # capped: split and query the halves, earlier first
-                    mid = start + (end - start) / 2
-                    todo.append((mid, end))
-                    todo.append((start, mid))
+                if answer is None:
+                    # Capped: at least `cap` rows in this width, so a quarter of it should
+                    # hold about a quarter cap. Query again from the same start.
+                    width = self._clamp_width((upto - cursor) / 4)
                     inbox.put(_Msg("split", server))
                     continue
-                inbox.put(_Msg("events", server, answer.events))
+                inbox.put(_Msg("events", server, (answer.events,
+                                                  (upto - cursor).total_seconds())))
                 for warning in answer.warnings:
                     inbox.put(_Msg("warn", server, warning))
+                cursor, width = upto, self.next_width(upto - cursor, len(answer.events))
         except BaseException as exc:  # a bug must not hang the consumer
             inbox.put(_Msg("problem", server, ("server", server, f"internal error: {exc!r}")))
             outcome = exc
