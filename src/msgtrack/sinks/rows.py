@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from msgtrack.decode import (
@@ -171,14 +172,44 @@ def _list_cell(ev: TrackingEvent, attr: str) -> str:
     return quote_cell(join_list(getattr(ev, attr)))
 
 
+#: MessageInfo value -> _info_parts(value). Bounded: auth codes repeat across events, and
+#: so does a latency string across the events of one message that a server logs
+#: together (a DELIVER for each recipient); other values pass through.
+_info_parts_cache: dict[str, tuple[Any, ...]] = {}
+
+
+def _info_parts(message_info: str) -> tuple[Any, ...]:
+    """What the CSV cells take from one MessageInfo value alone: MessageInfoKind,
+    AuthCode, AuthMethod, AuthCategory, AuthDomain, OriginalArrivalTime, LatencySeconds
+    and LatencyServer as cells, the arrival time, and MessageLatencyType if the event
+    has a MessageLatency."""
+    (kind, code, method, category, domain, arrival_text, seconds, server, arrival,
+     local) = summarize_message_info(message_info)
+    latency_type = "None" if local is None else "LocalServer" if local else "EndToEnd"
+    # Of these only the domain and server come from free text (the others are numbers,
+    # times or names).
+    parts = (kind, code, method, category, quote_cell(domain), arrival_text, seconds,
+             quote_cell(server), arrival, latency_type)
+    if len(_info_parts_cache) >= 4096:
+        _info_parts_cache.clear()
+    _info_parts_cache[message_info] = parts
+    return parts
+
+
+@lru_cache(maxsize=256)  # NOTIFYMAPI and SUBMIT of one message share their context
+def _submission_cells(source_context: str) -> tuple[str, str]:
+    """MessageClass and ClientType as cells."""
+    message_class, client_type = submission_values(source_context)
+    return quote_cell(message_class), quote_cell(client_type)
+
+
 def _info_cells(event_id: str, source: str, message_info: str, source_context: str,
                 timestamp: datetime) -> tuple[str, ...]:
     """MessageLatency, MessageLatencyType and the annotation columns, as CSV cells: what
     _latency_cells and annotation_values give, from one summary of MessageInfo."""
     (kind, code, method, category, domain, arrival_text, seconds, server, arrival,
-     local) = summarize_message_info(message_info)
+     latency_type) = _info_parts_cache.get(message_info) or _info_parts(message_info)
     if event_id in _LATENCY_EVENTS or (event_id == "RESUBMIT" and source == "STOREDRIVER"):
-        latency_type = "None" if local is None else "LocalServer" if local else "EndToEnd"
         if arrival is None:
             latency = ""
         else:
@@ -195,15 +226,9 @@ def _info_cells(event_id: str, source: str, message_info: str, source_context: s
     if arrival_text and event_id.upper() == "DEFER":
         arrival_text = ""  # a retry time, not an arrival
     if "MessageClass:" in source_context or "ClientType:" in source_context:
-        message_class, client_type = submission_values(source_context)
-        free = domain + server + message_class + client_type
+        message_class, client_type = _submission_cells(source_context)
     else:
         message_class = client_type = ""
-        free = domain + server
-    # Only these four come from free text (the others are numbers, times or names).
-    if '"' in free or "," in free or "\n" in free or "\r" in free:
-        domain, server, message_class, client_type = map(
-            quote_cell, (domain, server, message_class, client_type))
     return (latency, latency_type, kind, code, method, category, domain, arrival_text, seconds,
             server, message_class, client_type)
 
