@@ -102,9 +102,11 @@ def same_records(remote: list[dict[str, Any]], offline: list[dict[str, Any]],
 # --------------------------------------------------------------------------- remote = offline
 
 
+@pytest.mark.parametrize("workers", ["thread", "process"])
 @pytest.mark.exchange_peer(servers=specs(*SERVERS))
-def test_remote_equals_offline_for_the_same_logs(exchange_peer: Any) -> None:
-    result = invoke(cli_args(exchange_peer, *SERVERS) + ["-f", "jsonl", *WINDOW])
+def test_remote_equals_offline_for_the_same_logs(exchange_peer: Any, workers: str) -> None:
+    result = invoke(cli_args(exchange_peer, *SERVERS)
+                    + ["-f", "jsonl", *WINDOW, "--workers", workers])
     assert result.exit_code == 0, result.stderr
     remote = [json.loads(x) for x in result.stdout.splitlines()]
     assert remote, "the peer returned nothing"
@@ -261,16 +263,18 @@ RETRIED_FAULTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(RETRIED_FAULTS))
+@pytest.mark.parametrize("name, workers", [(name, "thread") for name in sorted(RETRIED_FAULTS)]
+                         + [("connection-dropped", "process"), ("pipeline-fails", "process")])
 def test_transient_fault_is_retried_without_loss_or_duplicates(
-        exchange_peer_factory: Any, tmp_path: Path, name: str) -> None:
+        exchange_peer_factory: Any, tmp_path: Path, name: str, workers: str) -> None:
     events = dense_events(60, "EX01")  # one slice, so a mid-stream fault hits real rows
     peer = exchange_peer_factory(servers=[ServerSpec("EX01", events=events)],
                                  faults=[RETRIED_FAULTS[name]()])
     report_file = tmp_path / "r.json"
     result = invoke(cli_args(peer, "EX01") + ["-f", "jsonl", "--start", "2026-11-27T10:00Z",
                                               "--end", "2026-11-27T11:00Z",
-                                              "--report", str(report_file)])
+                                              "--report", str(report_file),
+                                              "--workers", workers])
     assert result.exit_code == 0, result.stderr
     got = [(r["Timestamp"], r["InternalMessageId"], r["MessageId"])
            for r in map(json.loads, result.stdout.splitlines())]
@@ -280,12 +284,14 @@ def test_transient_fault_is_retried_without_loss_or_duplicates(
     assert json.loads(report_file.read_text())["counts"]["retries"] >= 1
 
 
+@pytest.mark.parametrize("workers", ["thread", "process"])
 def test_a_slice_that_keeps_failing_is_reported_and_other_servers_finish(
-        exchange_peer_factory: Any) -> None:
+        exchange_peer_factory: Any, workers: str) -> None:
     always = Fault.fail_after(0, times=None, server="EX2016-02")
     peer = exchange_peer_factory(servers=specs("EX2016-01", "EX2016-02"), faults=[always])
     result = invoke(cli_args(peer, "EX2016-01", "EX2016-02")
-                    + ["-f", "jsonl", "--start", "2026-11-27T09:00Z", "--end", "2026-11-27T11:00Z"])
+                    + ["-f", "jsonl", "--start", "2026-11-27T09:00Z", "--end", "2026-11-27T11:00Z",
+                       "--workers", workers])
     assert result.exit_code == 3
     remote = [json.loads(x) for x in result.stdout.splitlines()]
     same_records(remote, [r for r in offline_records("EX2016-01")
@@ -375,9 +381,10 @@ def test_wrong_endpoint_and_configuration_get_endpoint_errors(exchange_peer: Any
         assert info.value.hint and "/PowerShell" in info.value.hint
 
 
-@pytest.mark.parametrize("auth", ["ntlm", "basic"])
+@pytest.mark.parametrize("auth, workers", [("ntlm", "thread"), ("basic", "thread"),
+                                           ("ntlm", "process")])
 def test_password_never_shows_in_debug_output_tracebacks_or_report(
-        exchange_peer_factory: Any, tmp_path: Path, auth: str) -> None:
+        exchange_peer_factory: Any, tmp_path: Path, auth: str, workers: str) -> None:
     import base64
 
     secret = "S3cr3t-Pa55!"
@@ -387,7 +394,7 @@ def test_password_never_shows_in_debug_output_tracebacks_or_report(
     tls = ["--ssl", "--ca-bundle", peer.config.tls.ca_pem] if auth == "basic" else []
     args = ["--debug", *cli_args(peer, "EX2016-01", auth=auth), *tls, "-f", "csv",
             "--start", "2026-11-27T10:00Z", "--end", "2026-11-27T12:00Z",
-            "--report", str(report_file), "-o", str(tmp_path / "out.csv")]
+            "--report", str(report_file), "-o", str(tmp_path / "out.csv"), "--workers", workers]
     ok = invoke(args, password=secret)
     failed = invoke(args, password=secret + "x")  # an auth failure, with a --debug traceback
     assert ok.exit_code == 0 and failed.exit_code == 1
@@ -398,6 +405,7 @@ def test_password_never_shows_in_debug_output_tracebacks_or_report(
                  (tmp_path / "out.csv").read_text(encoding="utf-8-sig")):
         assert secret not in text and basic not in text
     assert "DEBUG" in ok.stderr  # the debug log was really on
+    assert "DEBUG pypsrp" in ok.stderr  # including the workers' (forwarded from processes)
 
 
 def test_kind_of_timestamp_info_survives_the_remote_path(exchange_peer_factory: Any) -> None:
@@ -490,3 +498,58 @@ def test_a_slow_slice_times_out_is_stopped_and_reported(exchange_peer_factory: A
            "1 retries: slice timed out after 1.5 s" in result.stderr
     assert time.monotonic() - began < 20
     assert peer.stats.requests["Signal"] >= 2  # ctrl_c sent for each attempt
+
+
+
+def _worker_processes() -> list[int]:
+    """Live children of this process's multiprocessing forkserver (the worker processes)."""
+    import os
+
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parents[int(stat.parent.name)] = int(fields[1])
+        except OSError:
+            continue
+    servers = [pid for pid, ppid in parents.items() if ppid == os.getpid()
+               and b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [pid for pid, ppid in parents.items() if ppid in servers]
+
+
+def test_a_killed_worker_process_is_reported_and_the_others_finish(
+        exchange_peer_factory: Any) -> None:
+    import os
+    import signal
+    import threading
+
+    # One worker process does FAST, then SLOW; it is killed (as the OOM killer would)
+    # while SLOW's answer trickles in. FAST's rows must arrive and the run must end as
+    # incomplete, naming SLOW, instead of hanging on a worker that will never report.
+    fast, slow = dense_events(20, "FAST"), dense_events(40, "SLOW")
+    peer = exchange_peer_factory(servers=[ServerSpec("FAST", events=fast),
+                                          ServerSpec("SLOW", events=slow)],
+                                 faults=[Fault.slow(0.25, server="SLOW")])
+    box: list[Any] = []
+    run = threading.Thread(target=lambda: box.append(invoke(
+        cli_args(peer, "FAST", "SLOW") + ["-f", "jsonl", "--start", "2026-11-27T10:00Z",
+                                          "--end", "2026-11-27T11:00Z", "--workers", "process",
+                                          "--parallel", "1", "--retries", "0"])))
+    run.start()
+    deadline = time.monotonic() + 30
+    while not any(c.named.get("Server") == "SLOW"
+                  for c in peer.stats.calls_of("Get-MessageTrackingLog")):
+        assert time.monotonic() < deadline and run.is_alive(), "SLOW was never queried"
+        time.sleep(0.05)
+    workers = _worker_processes()
+    assert len(workers) == 1, workers
+    os.kill(workers[0], signal.SIGKILL)
+    run.join(timeout=30)
+    assert not run.is_alive(), "the search hung on a dead worker"
+    result = box[0]
+    assert result.exit_code == 3, result.stderr
+    stamps = sorted(json.loads(x)["Timestamp"] for x in result.stdout.splitlines())
+    assert stamps == sorted(format_log_timestamp(e.timestamp) for e in fast)
+    assert "msgtrack: server: SLOW: worker process failed" in result.stderr
+    assert "servers 2 tried, 1 succeeded, 1 failed" in result.stderr

@@ -52,6 +52,7 @@ class Profile:
     username: str | None = None
     culture: str | None = None
     parallel: int | None = None
+    workers: str | None = None
     spn_host: str | None = None
 
 

@@ -34,6 +34,7 @@ def search(
     username: rem.Username = None, operation_timeout: rem.OperationTimeout = 20,
     connect_timeout: rem.ConnectTimeout = 30, slice_timeout: rem.SliceTimeout = None,
     slice_hours: rem.SliceHours = 1.0, cap: rem.Cap = 5000, parallel: rem.Parallel = None,
+    workers: rem.Workers = None,
     retries: rem.Retries = 3, culture: rem.Culture = None, spn_host: rem.SpnHost = None,
     start: opt.Start = None, end: opt.End = None, sender: opt.Sender = None,
     recipient: opt.Recipient = None, event_id: opt.EventId = None, source: opt.Source = None,
@@ -57,7 +58,8 @@ def search(
         auth=auth, port=port, ssl=ssl, ca_bundle=ca_bundle, insecure=insecure,
         username=username, operation_timeout=operation_timeout,
         connect_timeout=connect_timeout, slice_timeout=slice_timeout, slice_hours=slice_hours,
-        cap=cap, parallel=parallel, retries=retries, culture=culture, spn_host=spn_host)
+        cap=cap, parallel=parallel, retries=retries, culture=culture, spn_host=spn_host,
+        workers=workers)
     if not (log or clixml or remote):
         raise UsageError("name a source: --log PATH, --clixml FILE, --server NAME or --all-servers")
     report = new_report()

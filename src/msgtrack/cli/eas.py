@@ -83,6 +83,7 @@ def blank_replies(
     username: rem.Username = None, operation_timeout: rem.OperationTimeout = 20,
     connect_timeout: rem.ConnectTimeout = 30, slice_timeout: rem.SliceTimeout = None,
     slice_hours: rem.SliceHours = 1.0, cap: rem.Cap = 5000, parallel: rem.Parallel = None,
+    workers: rem.Workers = None,
     retries: rem.Retries = 3, culture: rem.Culture = None, spn_host: rem.SpnHost = None,
     mailbox_map: Annotated[Path | None, typer.Option(
         "--mailbox-map", rich_help_panel=_MATCH,
@@ -119,7 +120,8 @@ def blank_replies(
         auth=auth, port=port, ssl=ssl, ca_bundle=ca_bundle, insecure=insecure,
         username=username, operation_timeout=operation_timeout,
         connect_timeout=connect_timeout, slice_timeout=slice_timeout, slice_hours=slice_hours,
-        cap=cap, parallel=parallel, retries=retries, culture=culture, spn_host=spn_host)
+        cap=cap, parallel=parallel, retries=retries, culture=culture, spn_host=spn_host,
+        workers=workers)
     if not (log or clixml or remote):
         raise UsageError("name the tracking data: --log PATH, --clixml FILE, --server NAME "
                          "or --all-servers")

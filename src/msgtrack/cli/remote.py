@@ -68,6 +68,11 @@ Cap = Annotated[int, typer.Option(
     help="-ResultSize per slice; a slice that reaches it is split and queried again.")]
 Parallel = Annotated[int | None, typer.Option(
     "--parallel", "-p", rich_help_panel=_REMOTE, min=1, help="Servers queried at once (default 4).")]
+Workers = Annotated[str | None, typer.Option(
+    "--workers", rich_help_panel=_REMOTE,
+    help="Search servers in threads (one process) or in worker processes, one per server "
+         "up to --parallel: decoding is CPU-bound, so processes use more cores. "
+         "Default: thread.")]
 Retries = Annotated[int, typer.Option(
     "--retries", rich_help_panel=_REMOTE, min=0, help="Retries per slice for transient faults.")]
 Culture = Annotated[str | None, typer.Option(
@@ -84,7 +89,7 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
              ca_bundle: str | None, insecure: bool, username: str | None,
              operation_timeout: int, connect_timeout: int, slice_timeout: float | None,
              slice_hours: float, cap: int, parallel: int | None, retries: int,
-             culture: str | None, spn_host: str | None = None
+             culture: str | None, spn_host: str | None = None, workers: str | None = None
              ) -> tuple[Connection, Plan] | None:
     """(Connection, Plan) for a remote search, or None when nothing asks for one."""
     explicit = bool(server or all_servers or profile_name)
@@ -100,6 +105,9 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
         raise UsageError(f"--auth {auth}: choose one of {', '.join(_AUTHS)}")
     if slice_hours <= 0:
         raise UsageError("--slice must be a positive number of hours")
+    workers = _pick(workers, profile.workers, "thread").lower()
+    if workers not in ("thread", "process"):
+        raise UsageError(f"--workers {workers}: choose thread or process")
     user = _pick(username, profile.username, None)
     conn = Connection(
         auth=auth,
@@ -126,5 +134,6 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
         parallel=_pick(parallel, profile.parallel, 4),
         retries=retries,
         slice_timeout=slice_timeout,
+        workers=workers,
     )
     return conn, plan

@@ -22,13 +22,16 @@ own WSMan connection and RunspacePool.
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import multiprocessing
 import queue
 import re
+import signal
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -61,6 +64,8 @@ _MISSING_PARAMETER_RE = re.compile(r"parameter cannot be found that matches para
                                    re.I)
 _INVALID_VALUE_RE = re.compile(r"is not a valid event ID|Cannot bind parameter|Cannot convert value",
                                re.I)
+
+WORKER_KINDS = ("thread", "process")
 
 #: Exchange's default MessageTrackingLogMaxAge: what "no --start" means remotely.
 DEFAULT_LOOKBACK = timedelta(days=30)
@@ -141,8 +146,15 @@ class Plan:
     slice_timeout: float | None = None
     #: After a Receive that brought fewer than ``poll_batch`` objects, wait this long before
     #: the next one (0: never wait).
-    poll_pace: float = 0.02
+    poll_pace: float = 0.05
     poll_batch: int = 64
+    #: Where servers are searched: "thread" (one process) or "process" (one worker process
+    #: each, up to ``parallel``: decoding is CPU-bound, and a process escapes the GIL).
+    workers: str = "thread"
+
+    def __post_init__(self) -> None:
+        if self.workers not in WORKER_KINDS:
+            raise UsageError(f"workers must be one of {', '.join(WORKER_KINDS)}")
 
 
 @dataclass
@@ -358,44 +370,18 @@ class _Msg:
     payload: Any = None
 
 
-class RemoteSearch:
-    """Run one Query against many servers; iterate :meth:`events` to stream results."""
+class _ServerWorker:
+    """Searches one server's window slice by slice and reports through ``inbox``.
 
-    def __init__(self, conn: Connection, plan: Plan, query: Query, report: RunReport, *,
-                 progress: Callable[[str, dict[str, int]], None] | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    Holds only what pickles (no report, no callbacks), so it runs in a thread or, for
+    ``workers="process"``, in a child process that talks to the parent through a
+    multiprocessing queue."""
+
+    def __init__(self, conn: Connection, plan: Plan, query: Query, stop: Any) -> None:
         self.conn = conn
         self.plan = plan
         self.query = query
-        self.report = report
-        self.progress = progress
-        self._now = clock or (lambda: datetime.now(timezone.utc))
-        self._stop = threading.Event()
-
-    # -- discovery -----------------------------------------------------------------
-
-    def discover(self) -> list[str]:
-        """Transport servers from Get-TransportService, through the --connect endpoint."""
-        if not self.plan.connect:
-            raise UsageError("--all-servers needs --connect HOST (an Exchange server's endpoint)")
-        session = Session(self.plan.connect, self.conn, self.plan.recycle_after)
-        try:
-            answer = session.run([("Get-TransportService", {})])
-        except Transient as exc:
-            raise RemoteError(f"server discovery failed: {exc}", server=self.plan.connect) from None
-        finally:
-            session.close()
-        names = sorted({_object_name(obj) for obj in answer.events} - {""})
-        if not names:
-            raise RemoteError("Get-TransportService returned no servers", server=self.plan.connect)
-        return names
-
-    # -- windows -------------------------------------------------------------------
-
-    def window(self) -> tuple[datetime, datetime]:
-        end = self.query.end or self._now()
-        start = self.query.start or end - DEFAULT_LOOKBACK
-        return start, end
+        self.stop = stop
 
     def next_width(self, width: timedelta, found: int) -> timedelta:
         """The next slice's width after a complete one of ``width`` that held ``found``.
@@ -412,85 +398,7 @@ class RemoteSearch:
         whole = timedelta(seconds=int(width.total_seconds()))  # Start/End in whole seconds
         return min(max(whole, plan.min_slice), max(plan.max_slice, plan.slice))
 
-    # -- running -------------------------------------------------------------------
-
-    def events(self) -> Iterator[TrackingEvent]:
-        servers = list(self.plan.servers)
-        if self.plan.all_servers:
-            servers = sorted(set(servers) | set(self.discover()))
-            self.report.count("servers-discovered", len(servers))
-        if not servers:
-            raise UsageError("name a server: --server NAME (repeatable) or --all-servers")
-        start, end = self.window()
-        inbox: queue.Queue[_Msg] = queue.Queue(maxsize=max(4, self.plan.parallel * 2))
-        self._emit_progress("plan", {"servers": len(servers),
-                                     "seconds": int((end - start).total_seconds()) * len(servers)})
-        fatal: list[BaseException] = []
-        failed_servers: dict[str, BaseException] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.plan.parallel),
-                                thread_name_prefix="msgtrack-remote") as pool:
-            for server in servers:
-                pool.submit(self._work_server, server, start, end, inbox)
-            remaining = len(servers)
-            try:
-                while remaining:
-                    msg = inbox.get()
-                    if msg.kind == "done":
-                        remaining -= 1
-                        self.report.count("servers-tried")
-                        if msg.payload is None:
-                            self.report.count("servers-succeeded")
-                        else:
-                            failed_servers[msg.server] = msg.payload
-                        self._emit_progress("server-done", {})
-                    elif msg.kind == "events":
-                        events, seconds = msg.payload
-                        self.report.count("slices")
-                        self.report.count("events", len(events))
-                        self._emit_progress("slice", {"events": len(events), "seconds": seconds})
-                        yield from events
-                    elif msg.kind == "problem":
-                        kind, where, text = msg.payload
-                        self.report.problem(kind, where, text)
-                        self._emit_progress("error", {})
-                    elif msg.kind == "warn":
-                        self.report.warn(f"{msg.server}: {msg.payload}")
-                    elif msg.kind == "retry":
-                        self.report.count("retries")
-                    elif msg.kind == "split":
-                        self.report.count("slices-split")
-                    elif msg.kind == "skipped":  # time given up on: still progress
-                        self._emit_progress("skipped", {"seconds": msg.payload})
-                    elif msg.kind == "fatal":
-                        fatal.append(msg.payload)
-                        self._stop.set()
-            finally:
-                # The consumer stopped early or we failed: tell workers, then drain so
-                # none blocks forever on a full queue.
-                self._stop.set()
-                while remaining:
-                    try:
-                        msg = inbox.get(timeout=0.1)
-                    except queue.Empty:
-                        continue
-                    if msg.kind == "done":
-                        remaining -= 1
-        if fatal:
-            raise fatal[0]
-        if failed_servers and len(failed_servers) == len(servers):
-            first = next(iter(failed_servers.values()))
-            if isinstance(first, MsgtrackError) and all(
-                    type(e) is type(first) for e in failed_servers.values()):
-                # Every server failed the same way (bad password, untrusted CA, wrong
-                # endpoint): that is one error with one hint, not N partial results.
-                raise first
-
-    def _emit_progress(self, what: str, data: dict[str, int]) -> None:
-        if self.progress is not None:
-            self.progress(what, data)
-
-    def _work_server(self, server: str, start: datetime, end: datetime,
-                     inbox: queue.Queue[_Msg]) -> None:
+    def run(self, server: str, start: datetime, end: datetime, inbox: Any) -> None:
         host = self.plan.connect or server
         session = Session(host, self.conn, self.plan.recycle_after, origin=server,
                           pace=self.plan.poll_pace, batch=self.plan.poll_batch)
@@ -498,7 +406,7 @@ class RemoteSearch:
         try:
             unsupported: set[str] = set()
             cursor, width = start, self.plan.slice
-            while cursor < end and not self._stop.is_set():
+            while cursor < end and not self.stop.is_set():
                 upto = min(cursor + width, end)
                 try:
                     answer = self._slice_with_retries(session, server, cursor, upto, unsupported,
@@ -553,7 +461,7 @@ class RemoteSearch:
             params = self._parameters(server, start, end, cap, unsupported)
             try:
                 answer = session.run([("Get-MessageTrackingLog", params)],
-                                     timeout=self.plan.slice_timeout, stop=self._stop)
+                                     timeout=self.plan.slice_timeout, stop=self.stop)
             except _ParameterUnsupported as exc:
                 if exc.name in _NO_PROPERTY_WITHOUT_PARAMETER:
                     raise FilterUnsupported(f"no -{exc.name} parameter: "
@@ -568,7 +476,7 @@ class RemoteSearch:
             except Transient as exc:
                 session.discard()
                 attempt += 1
-                if attempt > self.plan.retries or self._stop.is_set():
+                if attempt > self.plan.retries or self.stop.is_set():
                     raise
                 inbox.put(_Msg("retry", server))
                 log.info("%s: retry %d of slice %s: %s", server, attempt, _iso(start), exc)
@@ -594,6 +502,232 @@ class RemoteSearch:
             if name not in unsupported:
                 params[name] = value
         return params
+
+
+class _Workers:
+    """Runs :class:`_ServerWorker` s in threads or in worker processes; one inbox either way."""
+
+    def __init__(self, plan: Plan, servers: int) -> None:
+        self.processes = plan.workers == "process"
+        size = max(4, plan.parallel * 2)  # a few slices in flight: memory stays bounded
+        count = max(1, min(plan.parallel, servers))
+        self._futures: list[tuple[str, Future[None]]] = []
+        self._said_done: set[str] = set()
+        self._pending: list[_Msg] = []
+        self.pool: ThreadPoolExecutor | ProcessPoolExecutor
+        if self.processes:
+            ctx = _process_context()
+            self.inbox: Any = ctx.Queue(maxsize=size)
+            self.stop: Any = ctx.Event()
+            self.pool = ProcessPoolExecutor(
+                max_workers=count, mp_context=ctx, initializer=_init_process,
+                initargs=(self.inbox, self.stop, logging.getLogger().getEffectiveLevel()))
+        else:
+            self.inbox = queue.Queue(maxsize=size)
+            self.stop = threading.Event()
+            self.pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="msgtrack-remote")
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.processes:
+            self.inbox.close()
+            self.inbox.join_thread()
+
+    def submit(self, worker: _ServerWorker, server: str, start: datetime, end: datetime) -> None:
+        if self.processes:
+            # The stop event and the inbox reach the process through its initializer.
+            fut = self.pool.submit(_run_in_process, _ServerWorker(
+                worker.conn, worker.plan, worker.query, None), server, start, end)
+        else:
+            fut = self.pool.submit(worker.run, server, start, end, self.inbox)
+        self._futures.append((server, fut))
+
+    def get(self, timeout: float | None = None) -> _Msg | None:
+        """The next message; None after ``timeout`` seconds without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._pending:
+                return self._pending.pop(0)
+            try:
+                msg: _Msg = self.inbox.get(timeout=0.25 if deadline is None else
+                                           max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self._notice_dead_workers()
+                if deadline is not None and time.monotonic() >= deadline and not self._pending:
+                    return None
+                continue
+            if msg.kind == "done":
+                self._said_done.add(msg.server)
+            return msg
+
+    def _notice_dead_workers(self) -> None:
+        # A worker reports every failure itself; a future that raised means its process
+        # died (killed, out of memory) before it could say "done".
+        for server, fut in self._futures:
+            if server in self._said_done or not fut.done() or fut.cancelled():
+                continue
+            exc = fut.exception()
+            if exc is None:
+                continue
+            self._said_done.add(server)
+            self._pending += [
+                _Msg("problem", server, ("server", server, f"worker process failed: {exc!r}")),
+                _Msg("done", server, exc)]
+
+
+def _process_context() -> Any:
+    # forkserver: workers fork from a clean process that has the WinRM client imported
+    # once (never from this one, which may hold threads); spawn where there is no fork.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["msgtrack.sources.remote", "msgtrack.sources.clixml",
+                                    "pypsrp.powershell", "pypsrp.wsman"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+_process_inbox: Any = None
+_process_stop: Any = None
+
+
+class _InboxLogHandler(logging.handlers.QueueHandler):
+    """Sends a worker process's log records to the parent, whose handlers (and password
+    redaction) print them."""
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        self.queue.put(_Msg("log", "", record))
+
+
+def _init_process(inbox: Any, stop: Any, level: int) -> None:
+    global _process_inbox, _process_stop
+    _process_inbox, _process_stop = inbox, stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through `stop`
+    root = logging.getLogger()
+    root.handlers[:] = [_InboxLogHandler(inbox)]
+    root.setLevel(level)
+
+
+def _run_in_process(worker: _ServerWorker, server: str, start: datetime, end: datetime) -> None:
+    worker.stop = _process_stop
+    worker.run(server, start, end, _process_inbox)
+
+
+class RemoteSearch:
+    """Run one Query against many servers; iterate :meth:`events` to stream results."""
+
+    def __init__(self, conn: Connection, plan: Plan, query: Query, report: RunReport, *,
+                 progress: Callable[[str, dict[str, int]], None] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.conn = conn
+        self.plan = plan
+        self.query = query
+        self.report = report
+        self.progress = progress
+        self._now = clock or (lambda: datetime.now(timezone.utc))
+
+    # -- discovery -----------------------------------------------------------------
+
+    def discover(self) -> list[str]:
+        """Transport servers from Get-TransportService, through the --connect endpoint."""
+        if not self.plan.connect:
+            raise UsageError("--all-servers needs --connect HOST (an Exchange server's endpoint)")
+        session = Session(self.plan.connect, self.conn, self.plan.recycle_after)
+        try:
+            answer = session.run([("Get-TransportService", {})])
+        except Transient as exc:
+            raise RemoteError(f"server discovery failed: {exc}", server=self.plan.connect) from None
+        finally:
+            session.close()
+        names = sorted({_object_name(obj) for obj in answer.events} - {""})
+        if not names:
+            raise RemoteError("Get-TransportService returned no servers", server=self.plan.connect)
+        return names
+
+    # -- windows -------------------------------------------------------------------
+
+    def window(self) -> tuple[datetime, datetime]:
+        end = self.query.end or self._now()
+        start = self.query.start or end - DEFAULT_LOOKBACK
+        return start, end
+
+    # -- running -------------------------------------------------------------------
+
+    def events(self) -> Iterator[TrackingEvent]:
+        servers = list(self.plan.servers)
+        if self.plan.all_servers:
+            servers = sorted(set(servers) | set(self.discover()))
+            self.report.count("servers-discovered", len(servers))
+        if not servers:
+            raise UsageError("name a server: --server NAME (repeatable) or --all-servers")
+        start, end = self.window()
+        self._emit_progress("plan", {"servers": len(servers),
+                                     "seconds": int((end - start).total_seconds()) * len(servers)})
+        fatal: list[BaseException] = []
+        failed_servers: dict[str, BaseException] = {}
+        with _Workers(self.plan, len(servers)) as workers:
+            worker = _ServerWorker(self.conn, self.plan, self.query, workers.stop)
+            for server in servers:
+                workers.submit(worker, server, start, end)
+            remaining = len(servers)
+            try:
+                while remaining:
+                    msg = workers.get()
+                    if msg.kind == "done":
+                        remaining -= 1
+                        self.report.count("servers-tried")
+                        if msg.payload is None:
+                            self.report.count("servers-succeeded")
+                        else:
+                            failed_servers[msg.server] = msg.payload
+                        self._emit_progress("server-done", {})
+                    elif msg.kind == "events":
+                        events, seconds = msg.payload
+                        self.report.count("slices")
+                        self.report.count("events", len(events))
+                        self._emit_progress("slice", {"events": len(events), "seconds": seconds})
+                        yield from events
+                    elif msg.kind == "problem":
+                        kind, where, text = msg.payload
+                        self.report.problem(kind, where, text)
+                        self._emit_progress("error", {})
+                    elif msg.kind == "warn":
+                        self.report.warn(f"{msg.server}: {msg.payload}")
+                    elif msg.kind == "retry":
+                        self.report.count("retries")
+                    elif msg.kind == "split":
+                        self.report.count("slices-split")
+                    elif msg.kind == "skipped":  # time given up on: still progress
+                        self._emit_progress("skipped", {"seconds": msg.payload})
+                    elif msg.kind == "log":  # from a worker process
+                        logging.getLogger(msg.payload.name).handle(msg.payload)
+                    elif msg.kind == "fatal":
+                        fatal.append(msg.payload)
+                        workers.stop.set()
+            finally:
+                # The consumer stopped early or we failed: tell workers, then drain so
+                # none blocks forever on a full queue.
+                workers.stop.set()
+                while remaining:
+                    msg = workers.get(timeout=0.1)
+                    if msg is not None and msg.kind == "done":
+                        remaining -= 1
+        if fatal:
+            raise fatal[0]
+        if failed_servers and len(failed_servers) == len(servers):
+            first = next(iter(failed_servers.values()))
+            if isinstance(first, MsgtrackError) and all(
+                    type(e) is type(first) for e in failed_servers.values()):
+                # Every server failed the same way (bad password, untrusted CA, wrong
+                # endpoint): that is one error with one hint, not N partial results.
+                raise first
+
+    def _emit_progress(self, what: str, data: dict[str, int]) -> None:
+        if self.progress is not None:
+            self.progress(what, data)
 
 
 def _object_name(obj: Any) -> str:
