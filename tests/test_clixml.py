@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import itertools
 import struct
 import tracemalloc
 import uuid
@@ -34,12 +35,12 @@ from msgtrack.sources._clixml_values import (
     guess_typed,
     parse_datetime,
 )
+from msgtrack.sources._psrp_fast import FastFragmenter, install_fast_serializer
 from msgtrack.sources.clixml import (
     FastSerializer,
     Refs,
     convert_event,
     convert_text,
-    install_fast_serializer,
     read_clixml,
 )
 from tests.exchange_peer import ServerSpec
@@ -543,6 +544,70 @@ def test_fast_serializer_takes_elements_and_defers_with_metadata():
     assert isinstance(generic, GenericComplexObject)
 
 
+def fragments(object_id: int, blob: bytes, size: int) -> list[bytes]:
+    """``blob`` cut into PSRP fragments of at most ``size`` data bytes each."""
+    parts = [blob[i:i + size] for i in range(0, len(blob), size)] or [b""]
+    return [struct.pack(">QQBI", object_id, n, (n == 0) | (n == len(parts) - 1) << 1, len(part))
+            + part for n, part in enumerate(parts)]
+
+
+def comparable_message(message: object) -> tuple[int, object]:
+    data = message.data  # type: ignore[attr-defined]
+    value = getattr(data, "data", data)
+    if isinstance(value, GenericComplexObject):
+        value = (value.types, value.adapted_properties, value.extended_properties)
+    elif not isinstance(value, TrackingEvent):  # a state message: its own fields
+        value = (type(value), getattr(value, "state", None), getattr(value, "_xml", None))
+    return message.message_type, value  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("size", [10_000, 700, 37])
+def test_fast_fragmenter_matches_pypsrps_across_receives(size):
+    from pypsrp.powershell import Fragmenter
+
+    event = (DATA / "receive_smtp.xml").read_text()
+    service = (DATA / "transport_service.xml").read_text()
+    state = '<Obj RefId="0"><MS><I32 N="PipelineState">4</I32></MS></Obj>'
+    blobs = [psrp_message(event), psrp_message(service), psrp_message(event),
+             psrp_message(state, 0x00041006)]
+    # Objects 1 and 2 interleave, as two streams of one pipeline can.
+    first, second = fragments(1, blobs[0], size), fragments(2, blobs[1], size)
+    stream = [f for pair in itertools.zip_longest(first, second) for f in pair if f]
+    stream += fragments(3, blobs[2], size) + fragments(4, blobs[3], size)
+    wire = b"".join(stream)
+    cut = len(wire) // 2  # two Receives; fragments do not span them, objects may
+    while not any(wire[:cut] == b"".join(stream[:n]) for n in range(len(stream) + 1)):
+        cut += 1
+    fast = FastFragmenter(32_768, FastSerializer(origin="EX01"))
+    slow = Fragmenter(32_768, FastSerializer(origin="EX01"))
+    got = fast.defragment(wire[:cut]) + fast.defragment(wire[cut:])
+    want = slow.defragment(wire[:cut]) + slow.defragment(wire[cut:])
+    assert [comparable_message(m) for m in got] == [comparable_message(m) for m in want]
+    values = [getattr(m.data, "data", None) for m in got]
+    events = [v for v in values if isinstance(v, TrackingEvent)]
+    assert len(got) == 4 and events == [offline_receive()] * 2
+    assert sum(isinstance(v, GenericComplexObject) for v in values) == 1
+    assert fast.incoming_buffer == {}
+
+
+def test_fast_fragmenter_refuses_a_fragment_out_of_order():
+    from pypsrp.exceptions import FragmentError
+
+    parts = fragments(9, psrp_message((DATA / "receive_smtp.xml").read_text()), 500)
+    fast = FastFragmenter(32_768, FastSerializer())
+    with pytest.raises(FragmentError, match="Expected Fragment Id: 1"):
+        fast.defragment(parts[0] + parts[2])
+
+
+def test_fast_fragmenter_sends_a_broken_event_the_generic_way_once(caplog):
+    fast = FastFragmenter(32_768, FastSerializer())
+    text = doc("", stamp='<DT N="Timestamp">not a date</DT>')
+    [message] = fast.defragment(b"".join(fragments(1, psrp_message(text), 1000)))
+    assert isinstance(message.data.data, GenericComplexObject)
+    assert fast.serializer.failures == 1
+    assert caplog.text.count("not converted") == 1
+
+
 def test_install_fast_serializer_swaps_both_references():
     wsman = WSMan("localhost", ssl=False, auth="basic", encryption="never",
                   username="u", password="p")
@@ -550,6 +615,8 @@ def test_install_fast_serializer_swaps_both_references():
     pool._serializer.cipher = cipher = object()
     fast = install_fast_serializer(pool, origin="EX01", culture="de-DE", tz="Europe/Berlin")
     assert pool._serializer is fast and pool._fragmenter.serializer is fast
+    assert isinstance(pool._fragmenter, FastFragmenter)
+    assert pool._fragmenter.max_size == wsman.max_payload_size - 21
     assert fast.cipher is cipher
     assert (fast.origin, fast.culture, fast.tz) == ("EX01", "de-DE", "Europe/Berlin")
 

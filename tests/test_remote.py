@@ -116,6 +116,16 @@ def test_remote_equals_offline_for_the_same_logs(exchange_peer: Any, workers: st
     assert exchange_peer.stats.scripts == 0  # no-language endpoint: cmdlets only
 
 
+def test_objects_split_over_many_fragments_arrive_whole(exchange_peer_factory: Any) -> None:
+    # 600-byte fragments: every event spans several, so the fast fragmenter reassembles
+    # every object (a Receive that ends mid-object is covered in test_clixml).
+    peer = exchange_peer_factory(servers=specs("EX2016-01"), fragment_size=600)
+    result = invoke(cli_args(peer, "EX2016-01") + ["-f", "jsonl", *WINDOW])
+    assert result.exit_code == 0, result.stderr
+    same_records([json.loads(x) for x in result.stdout.splitlines()],
+                 offline_records("EX2016-01"))
+
+
 @pytest.mark.parametrize("filters", [
     ("--sender", "patti.fernandez@contoso.com"),
     ("--event-id", "DELIVER"),

@@ -54,7 +54,7 @@ import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
 from pypsrp.serializer import Serializer
 
 from msgtrack.decode import encode_custom_data, join_list
-from msgtrack.errors import InputError, MsgtrackError, UsageError
+from msgtrack.errors import InputError, UsageError
 from msgtrack.events import FIELD_BY_PROP, TrackingEvent
 from msgtrack.report import RunReport
 from msgtrack.sources._clixml_values import (
@@ -74,7 +74,6 @@ __all__ = [
     "Refs",
     "convert_event",
     "convert_text",
-    "install_fast_serializer",
     "check_settings",
     "is_event_type",
     "read_clixml",
@@ -901,48 +900,37 @@ class FastSerializer(Serializer):
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
         if metadata is None and clear:
             event = None
-            try:
-                if isinstance(element, str):
-                    if element.startswith("<Obj") and element.find(_SNIFF, 0, 2000) > 0:
-                        event = convert_text(element, origin=self.origin,
-                                             culture=self.culture, tz=self.tz)
-                elif isinstance(element, ET.Element):
-                    event = convert_event(element, origin=self.origin, culture=self.culture,
-                                          tz=self.tz)
-            except ET.ParseError:
-                pass  # pypsrp logs it and hands back the raw text
-            except ValueError as err:
-                self.failures += 1
-                log.warning("MessageTrackingEvent not converted (%s); using pypsrp's generic "
-                            "deserializer", err)
+            if isinstance(element, str):
+                if is_event_text(element):
+                    event = self.event_or_none(element)
+            elif isinstance(element, ET.Element):
+                event = self._guarded(convert_event, element)
             if event is not None:
                 self._clear()  # what the base class does for a top-level call
                 return event
         return super().deserialize(element, metadata, clear)
 
+    def event_or_none(self, text: str) -> TrackingEvent | None:
+        """The event in a PIPELINE_OUTPUT text, or None (logged and counted) if it does not
+        convert and must go pypsrp's generic way."""
+        return self._guarded(convert_text, text)
 
-def install_fast_serializer(pool: Any, *, origin: str = "", culture: str = "en-US",
-                            tz: str | tzinfo | None = None) -> FastSerializer:
-    """Swap a :class:`FastSerializer` into a pypsrp 0.9.1 ``RunspacePool`` (before or after
-    ``open()``); its pipelines' ``ps.output`` then holds TrackingEvents for tracking
-    events. Uses the private ``pool._serializer`` and ``pool._fragmenter.serializer``,
-    hence the pin on pypsrp==0.9.1; raises MsgtrackError if they are not there."""
-    old = getattr(pool, "_serializer", None)
-    fragmenter = getattr(pool, "_fragmenter", None)
-    if not isinstance(old, Serializer) or getattr(fragmenter, "serializer", None) is not old:
-        from importlib.metadata import version
+    def _guarded(self, convert: Callable[..., TrackingEvent | None], value: Any
+                 ) -> TrackingEvent | None:
+        try:
+            return convert(value, origin=self.origin, culture=self.culture, tz=self.tz)
+        except ET.ParseError:
+            return None  # pypsrp logs it and hands back the raw text
+        except ValueError as err:
+            self.failures += 1
+            log.warning("MessageTrackingEvent not converted (%s); using pypsrp's generic "
+                        "deserializer", err)
+            return None
 
-        raise MsgtrackError(
-            f"cannot install the fast CLIXML converter: pypsrp {version('pypsrp')} has no "
-            "RunspacePool._serializer shared with _fragmenter.serializer (msgtrack needs "
-            "pypsrp==0.9.1)",
-            hint="install the pinned version: pip install pypsrp==0.9.1",
-        )
-    fast = FastSerializer(origin=origin, culture=culture, tz=tz)
-    fast.cipher = getattr(old, "cipher", None)  # the session key, if already exchanged
-    pool._serializer = fast
-    setattr(fragmenter, "serializer", fast)  # noqa: B010 - checked above, untyped
-    return fast
+
+def is_event_text(text: str) -> bool:
+    """Whether a PIPELINE_OUTPUT text is a top-level MessageTrackingEvent object."""
+    return text.startswith("<Obj") and text.find(_SNIFF, 0, 2000) > 0
 
 
 # --------------------------------------------------------------------------- Export-Clixml

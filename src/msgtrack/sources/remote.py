@@ -258,7 +258,7 @@ class Session:
         from pypsrp.powershell import RunspacePool
         from pypsrp.wsman import WSMan
 
-        from msgtrack.sources.clixml import install_fast_serializer
+        from msgtrack.sources._psrp_fast import install_fast_serializer
 
         try:
             wsman = WSMan(**self.conn.wsman_kwargs(self.host))
@@ -584,8 +584,8 @@ def _process_context() -> Any:
     # once (never from this one, which may hold threads); spawn where there is no fork.
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["msgtrack.sources.remote", "msgtrack.sources.clixml",
-                                    "pypsrp.powershell", "pypsrp.wsman"])
+        ctx.set_forkserver_preload(["msgtrack.sources.remote", "msgtrack.sources._psrp_fast",
+                                    "pypsrp.wsman"])
         return ctx
     return multiprocessing.get_context("spawn")
 
