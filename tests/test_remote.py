@@ -563,3 +563,20 @@ def test_a_killed_worker_process_is_reported_and_the_others_finish(
     assert stamps == sorted(format_log_timestamp(e.timestamp) for e in fast)
     assert "msgtrack: server: SLOW: worker process failed" in result.stderr
     assert "servers 2 tried, 1 succeeded, 1 failed" in result.stderr
+
+
+@pytest.mark.parametrize("workers, parallel, servers, processes", [
+    ("auto", 4, 2, False), ("auto", 4, 3, True), ("auto", 2, 5, False),
+    ("thread", 8, 8, False), ("process", 4, 1, True)])
+def test_auto_workers_are_processes_from_three_servers_at_once(
+        workers: str, parallel: int, servers: int, processes: bool) -> None:
+    from msgtrack.sources.remote import _Workers
+
+    with _Workers(Plan(workers=workers, parallel=parallel), servers) as pool:
+        assert pool.processes is processes
+
+
+def test_an_unknown_workers_kind_is_a_usage_error() -> None:
+    result = invoke(["search", "--server", "EX01", "--workers", "fibers"])
+    assert result.exit_code == 2
+    assert "--workers fibers: choose auto, thread or process" in result.stderr

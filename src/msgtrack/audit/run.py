@@ -366,7 +366,7 @@ def remote_source(config: AuditConfig) -> tuple[Connection, Plan]:
         all_servers=src.all_servers or (not src.servers and profile.all_servers),
         connect=profile.connect, slice=timedelta(hours=src.slice_hours), cap=src.cap,
         parallel=src.parallel or profile.parallel or 4, retries=src.retries,
-        workers=profile.workers or "thread")
+        workers=profile.workers or "auto")
     return conn, plan
 
 

@@ -70,9 +70,9 @@ Parallel = Annotated[int | None, typer.Option(
     "--parallel", "-p", rich_help_panel=_REMOTE, min=1, help="Servers queried at once (default 4).")]
 Workers = Annotated[str | None, typer.Option(
     "--workers", rich_help_panel=_REMOTE,
-    help="Search servers in threads (one process) or in worker processes, one per server "
-         "up to --parallel: decoding is CPU-bound, so processes use more cores. "
-         "Default: thread.")]
+    help="auto, thread or process: search servers in threads of one process, or in worker "
+         "processes (one per server, up to --parallel; decoding is CPU-bound, so processes "
+         "use more cores). auto: processes from 3 servers at once.")]
 Retries = Annotated[int, typer.Option(
     "--retries", rich_help_panel=_REMOTE, min=0, help="Retries per slice for transient faults.")]
 Culture = Annotated[str | None, typer.Option(
@@ -105,9 +105,9 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
         raise UsageError(f"--auth {auth}: choose one of {', '.join(_AUTHS)}")
     if slice_hours <= 0:
         raise UsageError("--slice must be a positive number of hours")
-    workers = _pick(workers, profile.workers, "thread").lower()
-    if workers not in ("thread", "process"):
-        raise UsageError(f"--workers {workers}: choose thread or process")
+    workers = _pick(workers, profile.workers, "auto").lower()
+    if workers not in ("auto", "thread", "process"):
+        raise UsageError(f"--workers {workers}: choose auto, thread or process")
     user = _pick(username, profile.username, None)
     conn = Connection(
         auth=auth,

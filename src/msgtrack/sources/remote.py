@@ -65,7 +65,10 @@ _MISSING_PARAMETER_RE = re.compile(r"parameter cannot be found that matches para
 _INVALID_VALUE_RE = re.compile(r"is not a valid event ID|Cannot bind parameter|Cannot convert value",
                                re.I)
 
-WORKER_KINDS = ("thread", "process")
+WORKER_KINDS = ("auto", "thread", "process")
+#: "auto" runs worker processes from this many servers searched at once: one process's
+#: GIL keeps up with two Exchange servers, not with more (exps/bench_remote.py).
+AUTO_PROCESSES_FROM = 3
 
 #: Exchange's default MessageTrackingLogMaxAge: what "no --start" means remotely.
 DEFAULT_LOOKBACK = timedelta(days=30)
@@ -148,9 +151,10 @@ class Plan:
     #: the next one (0: never wait).
     poll_pace: float = 0.05
     poll_batch: int = 64
-    #: Where servers are searched: "thread" (one process) or "process" (one worker process
-    #: each, up to ``parallel``: decoding is CPU-bound, and a process escapes the GIL).
-    workers: str = "thread"
+    #: Where servers are searched: "thread" (one process), "process" (one worker process
+    #: each, up to ``parallel``: decoding is CPU-bound, and a process escapes the GIL), or
+    #: "auto": processes when AUTO_PROCESSES_FROM or more servers run at once.
+    workers: str = "auto"
 
     def __post_init__(self) -> None:
         if self.workers not in WORKER_KINDS:
@@ -508,9 +512,10 @@ class _Workers:
     """Runs :class:`_ServerWorker` s in threads or in worker processes; one inbox either way."""
 
     def __init__(self, plan: Plan, servers: int) -> None:
-        self.processes = plan.workers == "process"
         size = max(4, plan.parallel * 2)  # a few slices in flight: memory stays bounded
         count = max(1, min(plan.parallel, servers))
+        self.processes = plan.workers == "process" or (
+            plan.workers == "auto" and count >= AUTO_PROCESSES_FROM)
         self._futures: list[tuple[str, Future[None]]] = []
         self._said_done: set[str] = set()
         self._pending: list[_Msg] = []
