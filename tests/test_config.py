@@ -26,6 +26,8 @@ username = "CONTOSO\\\\svc"
 all_servers = true
 connect = "lab-ex.contoso.com"
 auth = "kerberos"
+parallel = 8
+workers = "process"
 """
 
 
@@ -63,6 +65,9 @@ def test_flags_beat_the_profile(config: Path) -> None:
 def test_named_profile_and_all_servers(config: Path) -> None:
     conn, plan = settings(profile_name="lab")
     assert plan.all_servers and plan.connect == "lab-ex.contoso.com" and conn.auth == "kerberos"
+    assert (plan.parallel, plan.workers) == (8, "process")
+    assert settings(profile_name="lab", workers="thread")[1].workers == "thread"
+    assert settings()[1].workers == "auto"  # the default profile names none
 
 
 def test_no_remote_request_means_no_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
