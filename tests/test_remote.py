@@ -455,10 +455,14 @@ def test_kerberos_end_to_end_with_a_password(kerberos_kdc: Any, exchange_peer_fa
     assert set(peer.stats.encryption_protocols) == {"application/HTTP-Kerberos-session-encrypted"}
 
 
+@pytest.mark.parametrize("workers", ["thread", "process"])
 def test_kerberos_unattended_with_a_client_keytab(kerberos_kdc: Any, exchange_peer_factory: Any,
-                                                  tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The README's nightly set-up: KRB5_CLIENT_KTNAME + a private KRB5CCNAME, no password."""
+                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  workers: str) -> None:
+    """The README's nightly set-up: KRB5_CLIENT_KTNAME + a private KRB5CCNAME, no password.
+
+    With worker processes the variables must reach them although they were set after this
+    test process's forkserver started (it keeps the environment of its start)."""
     import os
     import subprocess
 
@@ -470,12 +474,19 @@ def test_kerberos_unattended_with_a_client_keytab(kerberos_kdc: Any, exchange_pe
     for query in ("addprinc -randkey svc-tracking", f"ktadd -k {keytab} svc-tracking"):
         subprocess.run([kadmin, "-r", kerberos_kdc.realm, "-q", query], check=True,
                        capture_output=True, env={**os.environ}, timeout=30)
+    if workers == "process":  # the forkserver starts now, before the variables are set
+        from multiprocessing import forkserver
+
+        from msgtrack.sources.remote import _process_context
+        _process_context()
+        forkserver.ensure_running()
     monkeypatch.setenv("KRB5_CLIENT_KTNAME", str(keytab))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'krb5cc'}")
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     peer = exchange_peer_factory(**kdc_peer_options(kerberos_kdc))
     principal = f"svc-tracking@{kerberos_kdc.realm}"
-    result = runner.invoke(app, kerberos_args(peer, kerberos_kdc, "-u", principal))
+    result = runner.invoke(app, kerberos_args(peer, kerberos_kdc, "-u", principal)
+                           + ["--workers", workers])
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == 50
 

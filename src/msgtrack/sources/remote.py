@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import multiprocessing
+import os
 import queue
 import re
 import signal
@@ -526,7 +527,8 @@ class _Workers:
             self.stop: Any = ctx.Event()
             self.pool = ProcessPoolExecutor(
                 max_workers=count, mp_context=ctx, initializer=_init_process,
-                initargs=(self.inbox, self.stop, logging.getLogger().getEffectiveLevel()))
+                initargs=(self.inbox, self.stop, logging.getLogger().getEffectiveLevel(),
+                          dict(os.environ)))
         else:
             self.inbox = queue.Queue(maxsize=size)
             self.stop = threading.Event()
@@ -607,9 +609,13 @@ class _InboxLogHandler(logging.handlers.QueueHandler):
         self.queue.put(_Msg("log", "", record))
 
 
-def _init_process(inbox: Any, stop: Any, level: int) -> None:
+def _init_process(inbox: Any, stop: Any, level: int, environ: dict[str, str]) -> None:
     global _process_inbox, _process_stop
     _process_inbox, _process_stop = inbox, stop
+    # The forkserver kept the environment of its own start; Kerberos (KRB5CCNAME,
+    # KRB5_CLIENT_KTNAME) and proxies must be what the caller has now.
+    os.environ.clear()
+    os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through `stop`
     root = logging.getLogger()
     root.handlers[:] = [_InboxLogHandler(inbox)]
