@@ -591,3 +591,23 @@ def test_an_unknown_workers_kind_is_a_usage_error() -> None:
     result = invoke(["search", "--server", "EX01", "--workers", "fibers"])
     assert result.exit_code == 2
     assert "--workers fibers: choose auto, thread or process" in result.stderr
+
+
+def test_a_worker_process_sends_an_unpicklable_exception_as_text() -> None:
+    import pickle
+    import queue
+
+    from msgtrack.errors import RemoteError
+    from msgtrack.sources.remote import _Msg, _PicklingInbox
+
+    class OddError(Exception):  # pickling calls OddError("boom"), which needs two arguments
+        def __init__(self, text: str, code: int) -> None:
+            super().__init__(text)
+            self.code = code
+
+    inbox: queue.Queue[_Msg] = queue.Queue()
+    _PicklingInbox(inbox).put(_Msg("done", "EX01", OddError("boom", 7)))
+    _PicklingInbox(inbox).put(_Msg("done", "EX02", RemoteError("kept", server="EX02")))
+    odd, kept = (pickle.loads(pickle.dumps(inbox.get())) for _ in range(2))
+    assert isinstance(odd.payload, RemoteError) and str(odd.payload) == "EX01: OddError: boom"
+    assert isinstance(kept.payload, RemoteError) and str(kept.payload) == "EX02: kept"

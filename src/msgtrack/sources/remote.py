@@ -25,6 +25,7 @@ import logging
 import logging.handlers
 import multiprocessing
 import os
+import pickle
 import queue
 import re
 import signal
@@ -622,9 +623,27 @@ def _init_process(inbox: Any, stop: Any, level: int, environ: dict[str, str]) ->
     root.setLevel(level)
 
 
+class _PicklingInbox:
+    """The inbox as a worker process puts to it: an exception that does not pickle (a
+    library's odd constructor) would be dropped by the queue's feeder thread, and the
+    parent would wait for its "done" forever, so it travels as its text instead."""
+
+    def __init__(self, inbox: Any) -> None:
+        self.inbox = inbox
+
+    def put(self, msg: _Msg) -> None:
+        if isinstance(msg.payload, BaseException):
+            try:
+                pickle.dumps(msg.payload)
+            except Exception:
+                msg = _Msg(msg.kind, msg.server, RemoteError(
+                    f"{type(msg.payload).__name__}: {msg.payload}", server=msg.server))
+        self.inbox.put(msg)
+
+
 def _run_in_process(worker: _ServerWorker, server: str, start: datetime, end: datetime) -> None:
     worker.stop = _process_stop
-    worker.run(server, start, end, _process_inbox)
+    worker.run(server, start, end, _PicklingInbox(_process_inbox))
 
 
 class RemoteSearch:
