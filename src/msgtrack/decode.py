@@ -673,7 +673,8 @@ def summarize_message_info(value: str) -> InfoSummary:
 
 
 _CONTEXT_HEAD_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*:")
-_CONTEXT_NEXT_RE = re.compile(r", [A-Za-z][A-Za-z0-9]*:")
+#: A ", " that does not start a "Key:" part (", " never overlaps itself, nor a key).
+_CONTEXT_BAD_PART_RE = re.compile(r", (?![A-Za-z][A-Za-z0-9]*:)")
 
 
 def _context_value(value: str, key: str) -> str:
@@ -696,7 +697,7 @@ def submission_values(value: str) -> tuple[str, str]:
     if "MessageClass:" not in value and "ClientType:" not in value:
         return ("", "")
     # decode_source_context's rule: every ", " part must start with "Key:".
-    if _CONTEXT_HEAD_RE.match(value) is None or value.count(", ") != len(_CONTEXT_NEXT_RE.findall(value)):
+    if _CONTEXT_HEAD_RE.match(value) is None or _CONTEXT_BAD_PART_RE.search(value) is not None:
         return ("", "")
     return (_context_value(value, "MessageClass"), _context_value(value, "ClientType"))
 
