@@ -196,6 +196,18 @@ def _info_parts(message_info: str) -> tuple[Any, ...]:
     return parts
 
 
+#: MessageLatency text by value (bounded). Latencies are whole milliseconds, mostly a few
+#: seconds: the same values come back again and again.
+_latency_texts: dict[timedelta, str] = {}
+
+
+def _latency_text(delta: timedelta) -> str:
+    text = _latency_texts[delta] = format_timespan(max(delta, timedelta(0)))
+    if len(_latency_texts) > 4096:
+        _latency_texts.clear()
+    return text
+
+
 @lru_cache(maxsize=256)  # NOTIFYMAPI and SUBMIT of one message share their context
 def _submission_cells(source_context: str) -> tuple[str, str]:
     """MessageClass and ClientType as cells."""
@@ -214,13 +226,7 @@ def _info_cells(event_id: str, source: str, message_info: str, source_context: s
             latency = ""
         else:
             delta = timestamp - arrival
-            if delta.days == 0:  # format_timespan's usual case, inlined
-                latency = str(delta)
-                if len(latency) < 9:
-                    latency += ".000000"
-                latency = "0" + latency + "0" if len(latency) == 14 else latency + "0"
-            else:
-                latency = format_timespan(max(delta, timedelta(0)))
+            latency = _latency_texts.get(delta) or _latency_text(delta)
     else:
         latency, latency_type = "", "None"
     if arrival_text and event_id.upper() == "DEFER":
