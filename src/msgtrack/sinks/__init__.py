@@ -126,14 +126,19 @@ def _write_csv(rows: Iterable[Sequence[str]], header: Sequence[str], out: TextIO
         # is Python code called on every write where utf-8's is C (0.3 us a row).
         out.reconfigure(encoding="utf-8")
     count = 0
-    formula, first = _FORMULA_CELL, _FORMULA_FIRST
+    formula, first, lead = _FORMULA_CELL, _FORMULA_FIRST, _GUARD_LEAD
     for cells in rows:
         line = ",".join(cells)
         if safe and (formula(line) or line[:1] in first or (line[:1] == '"' and line[1:2] in first)):
-            line = ",".join(map(_guard_quoted, cells))
+            # Only cells that start with one of these can change: no call for the others.
+            line = ",".join([_guard_quoted(c) if c[:1] in lead else c for c in cells])
         write(line + "\r\n")
         count += 1
     return SinkResult(count, count)
+
+
+#: First characters of a cell, as written, that _guard_quoted may change.
+_GUARD_LEAD = _FORMULA_FIRST | {'"'}
 
 
 def _guard_quoted(cell: str) -> str:
