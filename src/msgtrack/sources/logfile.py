@@ -466,15 +466,15 @@ class _FileReader:
                         continue
                     body = line.rstrip("\r\n")
                     if '"' in body:
-                        # Exchange quotes every value holding '"' and doubles the inner
-                        # ones, so a sound line has an even number of quotes.
-                        if body.count('"') & 1:
-                            self._bad_line(lineno, _SKIP_REASONS["quotes"])
-                            continue
                         split = None
                         if "\r" not in body and len(body) < limit and not (nul_is_bad and "\x00" in body):
-                            split = split_quoted(body)
+                            split = split_quoted(body)  # (None for an odd number of quotes)
                         if split is None:
+                            # Exchange quotes every value holding '"' and doubles the inner
+                            # ones, so a sound line has an even number of quotes.
+                            if body.count('"') & 1:
+                                self._bad_line(lineno, _SKIP_REASONS["quotes"])
+                                continue
                             row, last = self._read_csv(fh, line, lineno)
                             lineno = last
                             if row is None:
