@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -67,4 +66,6 @@ def completeness_line(report: RunReport) -> str:
 
 def write_report(report: RunReport, path: Path) -> None:
     """The completeness summary as JSON (no credentials: the report never holds any)."""
+    import json  # here: most runs write no report (start-up)
+
     path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -6,9 +6,7 @@ Errors become exit codes in exactly one place: :class:`_HandledGroup.invoke`.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
-import traceback
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,6 +131,8 @@ class _HandledGroup(typer.core.TyperGroup):
 
 def _show_error(ctx: typer.Context, exc: BaseException, message: str, hint: str | None) -> None:
     if (ctx.obj or {}).get("debug"):
+        import traceback  # here: only --debug prints one (start-up)
+
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     _stderr(f"msgtrack: error: {message}")
     if hint:
@@ -165,6 +165,8 @@ def _main(
 ) -> None:
     ctx.obj = {"debug": debug}
     if debug or verbose:
+        import logging  # here: a run without --debug/--verbose never loads it (start-up)
+
         from msgtrack.credentials import RedactingFilter
 
         handler = logging.StreamHandler(sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -100,6 +99,8 @@ def decode_values(
     for row in rows:
         del row["MessageClass"], row["ClientType"]
     if fmt == "json":
+        import json  # here: a search has no use for it (start-up)
+
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "table":

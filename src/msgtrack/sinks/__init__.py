@@ -8,7 +8,6 @@ Everything streams except the table, which must measure its columns; it holds at
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -160,6 +159,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _write_jsonl(records: Iterable[dict[str, Any]], out: TextIO) -> SinkResult:
+    import json  # here: a CSV or table run has no use for it (start-up)
+
     dumps = json.JSONEncoder(ensure_ascii=False, default=_json_default).encode
     count = 0
     for record in records:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import logging
 import os
 import re
 import sys
@@ -46,8 +45,6 @@ from typing import IO, Any
 from msgtrack import decode
 from msgtrack.events import DEFERRED, FIELD_BY_COLUMN, TEXT_FIELDS, TrackingEvent, custom_data_from_text
 from msgtrack.report import RunReport
-
-log = logging.getLogger(__name__)
 
 #: File names Exchange gives tracking logs (tracking-facts §3.1).
 LOG_NAME_RE = re.compile(r"MSGTRK(?:MA|MD|MS|M)?(?:\d{8}|\d{10})-\d+\.LOG\Z", re.IGNORECASE)
@@ -68,6 +65,15 @@ _QUOTES_LINE = _SKIP + "quotes\r\n"
 _SKIP_REASONS = {"quotes": "broken quoting: odd number of '\"'"}
 
 Builder = Callable[[list[str], "list[str] | None", str], TrackingEvent]
+
+
+def _debug(message: str, *args: object) -> None:
+    # logging is not imported for this: until something imports it to configure it
+    # (msgtrack --debug does) there is no handler, and a debug record goes nowhere. Not
+    # loading it saves every run part of its start-up.
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(__name__).debug(message, *args)
 
 
 def is_log_name(name: str) -> bool:
@@ -103,7 +109,7 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]], report: RunReport) -> 
                 path = os.path.join(dirpath, name)
                 if not is_log_name(name):
                     report.count("skipped-files")
-                    log.debug("skipped %s: not a tracking-log name", path)
+                    _debug("skipped %s: not a tracking-log name", path)
                 elif once(path):
                     found += 1
                     yield path
