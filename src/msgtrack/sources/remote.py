@@ -554,7 +554,14 @@ class _Workers:
             fut = self.pool.submit(worker.run, server, start, end, self.inbox)
         self._futures.append((server, fut))
 
-    def get(self, timeout: float | None = None) -> _Msg | None:
+    def get(self) -> _Msg:
+        """The next message, however long it takes."""
+        while True:
+            msg = self.poll(None)
+            if msg is not None:
+                return msg
+
+    def poll(self, timeout: float | None) -> _Msg | None:
         """The next message; None after ``timeout`` seconds without one."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -607,7 +614,8 @@ class _InboxLogHandler(logging.handlers.QueueHandler):
     redaction) print them."""
 
     def enqueue(self, record: logging.LogRecord) -> None:
-        self.queue.put(_Msg("log", "", record))
+        inbox: Any = self.queue  # a multiprocessing queue: put() waits while it is full
+        inbox.put(_Msg("log", "", record))
 
 
 def _init_process(inbox: Any, stop: Any, level: int, environ: dict[str, str]) -> None:
@@ -742,8 +750,8 @@ class RemoteSearch:
                 # none blocks forever on a full queue.
                 workers.stop.set()
                 while remaining:
-                    msg = workers.get(timeout=0.1)
-                    if msg is not None and msg.kind == "done":
+                    late = workers.poll(0.1)
+                    if late is not None and late.kind == "done":
                         remaining -= 1
         if fatal:
             raise fatal[0]
