@@ -328,7 +328,10 @@ class Session:
                     # A server still searching answers each Receive with the few objects it
                     # has; every round trip costs encryption, XML and HTTP on both ends, so
                     # give it a moment to fill a bigger answer.
-                    (stop or threading.Event()).wait(self.pace)
+                    if stop is not None:
+                        stop.wait(self.pace)
+                    else:
+                        time.sleep(self.pace)
             events.extend(ps.output)
             ps.output = []
         except (Transient, MsgtrackError):
@@ -389,12 +392,16 @@ class _ServerWorker:
         self.query = query
         self.stop = stop
 
+    def __getstate__(self) -> dict[str, Any]:
+        # To a worker process without the stop event: it arrives by the initializer.
+        return {**self.__dict__, "stop": None}
+
     def next_width(self, width: timedelta, found: int) -> timedelta:
         """The next slice's width after a complete one of ``width`` that held ``found``.
 
         Steer towards a quarter of the cap per answer: wide enough that quiet hours cost
         few commands (each one is a round trip and a log-file scan on the server), narrow
-        enough that an uneven hour rarely hits the cap (which costs one query, halved)."""
+        enough that an uneven hour rarely hits the cap (which costs one query)."""
         plan = self.plan
         factor = min(2.0, max(0.5, max(plan.cap // 4, 1) / max(found, 1)))
         return self._clamp_width(width * factor)
@@ -547,9 +554,7 @@ class _Workers:
 
     def submit(self, worker: _ServerWorker, server: str, start: datetime, end: datetime) -> None:
         if self.processes:
-            # The stop event and the inbox reach the process through its initializer.
-            fut = self.pool.submit(_run_in_process, _ServerWorker(
-                worker.conn, worker.plan, worker.query, None), server, start, end)
+            fut = self.pool.submit(_run_in_process, worker, server, start, end)
         else:
             fut = self.pool.submit(worker.run, server, start, end, self.inbox)
         self._futures.append((server, fut))
