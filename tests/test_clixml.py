@@ -290,6 +290,32 @@ def test_no_note_properties_at_all():
     assert (ev.sender, ev.origin) == ("a@x", "")
 
 
+def test_the_standard_note_properties_decode_the_computer_name():
+    ms = MS.replace("ex01.contoso.com", "ex_x0030_1&amp;co")
+    assert both(doc("", ms=ms)).origin == "ex01&co"
+    assert both(doc("", ms=ms.replace("false", "true"))).origin == "ex01&co"
+
+
+@pytest.mark.parametrize("props", [
+    pytest.param('\n  <S N="Sender">a@x</S>\n', id="indented"),
+    pytest.param('<S N="Sender">a@x</S><!-- a comment -->', id="comment"),
+    pytest.param(event_data(kvp("A", '<S N="Value">x</S>', 10), "<S>[B, 2]</S>"),
+                 id="objects-and-strings-in-one-list"),
+    pytest.param(event_data(kvp("A", '<S N="Value">x</S>', 10)).replace("<LST>", "<LST> "),
+                 id="text-in-a-list"),
+])
+def test_text_the_scanner_does_not_know_goes_to_the_walker(props):
+    """The scanner's tokens cover every character; anything else is the walker's."""
+    both(doc(props), scanned=False)
+
+
+def test_a_pair_with_mismatched_tags_is_an_xml_error_not_a_value():
+    text = doc(event_data(kvp("A", '<S N="Value">x</I32>', 10)))
+    assert scan(text) is None
+    with pytest.raises(ET.ParseError):
+        convert_text(text)
+
+
 # --------------------------------------------------------------------------- type names
 
 

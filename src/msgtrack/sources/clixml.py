@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import datetime, tzinfo
@@ -579,50 +580,65 @@ def _finish(kw: dict[str, Any], extra: dict[str, str] | None, computer: str, ori
 #   <Obj RefId="0"><TN RefId="0"><T>…</T>…</TN><ToString>…</ToString><Props>
 #     <S N="ClientIp">…</S> <Nil N="Reference" /> <Obj N="Recipients" RefId="1"><TNRef …/>
 #     <LST><S>…</S></LST></Obj> …</Props><MS>…</MS></Obj>
-# One findall over the <Props> and <MS> content yields one token per property (a nested
+# One findall over the <Props> (and <MS>) content yields one token per property (a nested
 # object whole, or for a list of KeyValuePair objects: its opening, one token per pair, its
-# closing), and the lengths of the tokens must add up to the whole content, so nothing is
-# skipped unnoticed. Anything else returns None and the element walker decides.
+# closing). Text that is none of these becomes one-character tokens with no group set, so
+# nothing is skipped unnoticed. Anything else returns None and the element walker decides.
 
 _TYPE_RE = r'(?:<TN RefId="\d+">(?:<T>[^<]*</T>)*</TN>|<TNRef RefId="\d+" ?/>)'
 _PRIM_RE = r'<\w+ N="[^"]*"(?: ?/>|>[^<]*</\w+>)'
 # PowerShell writes <Obj N=… RefId=…>, psrpcore <Obj RefId=… N=…>.
 _ID_RE = r'(?: RefId="\d+")?'
-_HEAD = re.compile(r'<Obj RefId="\d+"><TN RefId="\d+">((?:<T>[^<]*</T>)+)</TN>'
-                   r"(?:<ToString>[^<]*</ToString>)?<Props>")
-_TOKEN = re.compile(
-    r"(?P<whole>"
+_PAIR_HEAD = r'<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?<Props>"
+_PAIR_RE = (_PAIR_HEAD + r'<S N="Key">[^<]*</S><\w+ N="Value"(?: ?/>|>[^<]*</\w+>)'
+            r"</Props></Obj>")
+_HEAD_RE = (r'<Obj RefId="\d+"><TN RefId="\d+">((?:<T>[^<]*</T>)+)</TN>'
+            r"(?:<ToString>[^<]*</ToString>)?<Props>")
+_TOKEN_RE = (
     # a primitive property
     r'<(?P<tag>\w+) N="(?P<name>[^"]*)"(?: ?/>|>(?P<text>[^<]*)</(?P=tag)>)'
     # an object property: a list of strings, an enum, an EnhancedTimeSpan, a display string
     r'|<Obj' + _ID_RE + r' N="(?P<obj>[^"]*)"' + _ID_RE + ">" + _TYPE_RE
     + r"(?:<ToString>(?P<tostring>[^<]*)</ToString>)?"
-    r"(?:(?:(?P<items><LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"
+    r"(?:(?P<items><LST>(?:<S>[^<]*</S>|<S ?/>|<Nil ?/>)*</LST>)"
+    # a list of KeyValuePair objects (EventData), split up by _PAIR below
+    r"|<LST>(?P<pairs>(?:" + _PAIR_RE + r"|<Nil ?/>)+)</LST>"
     r"|(?:<Props>(?:" + _PRIM_RE + r")*</Props>|<\w+>[^<]*</\w+>)?)</Obj>"
-    # or, failing that, an object property holding a list of objects opens (the same
-    # head, not matched twice) ...
-    r"|(?P<open><LST>))"
-    # ... its KeyValuePair objects, or its string items ...
-    r'|<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?"
-    r'<Props><S N="Key">(?P<key>[^<]*)</S>'
-    r'<(?P<vtag>\w+) N="Value"(?: ?/>|>(?P<vtext>[^<]*)</(?P=vtag)>)</Props></Obj>'
-    r"|<S>(?P<item>[^<]*)</S>|<(?:S|Nil) ?/>"
-    # ... and it closes
-    r"|</LST></Obj>"
-    r")"
+    # Anything else is one character of its own, a token with no group set: the loop
+    # gives up on it. So findall never skips text unnoticed.
+    r"|[\s\S]"
 )
 
 
-def _possessive(pattern: str) -> str:
-    """Every ``[^<]*``, ``[^"]*``, ``\\w+`` and ``\\d+`` of the patterns above is followed by a
-    character it cannot match, so giving back characters can never help a match: made
-    possessive (Python 3.11), sre keeps no backtracking state for them. Same matches."""
-    return (pattern.replace("[^<]*", "[^<]*+").replace('[^"]*', '[^"]*+')
-            .replace(r"\w+", r"\w++").replace(r"\d+", r"\d++"))
+def _compile(pattern: str) -> re.Pattern[str]:
+    """The scanner's patterns, compiled for speed with the same matches:
+
+    - Every ``[^<]*``, ``[^<]+``, ``[^"]*``, ``\\w+`` and ``\\d+`` above is followed by a
+      character it cannot match, and every repeated group by a tag its items cannot start
+      with, so giving back can never help a match: made possessive, sre keeps no
+      backtracking state for them (Python 3.10 has no possessive quantifiers).
+    - ``\\w`` and ``\\d`` only meet tag names and RefIds, which are ASCII: ``re.ASCII``
+      tests them by table instead of Unicode database calls.
+    """
+    if sys.version_info >= (3, 11):
+        pattern = (pattern.replace("[^<]*", "[^<]*+").replace("[^<]+", "[^<]++")
+                   .replace('[^"]*', '[^"]*+').replace(r"\w+", r"\w++")
+                   .replace(r"\d+", r"\d++").replace(")*", ")*+").replace(")+", ")++"))
+    return re.compile(pattern, re.ASCII)
 
 
-_TOKEN = re.compile(_possessive(_TOKEN.pattern))
-_ITEM = re.compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
+_TOKEN = _compile(_TOKEN_RE)
+_HEAD = _compile(_HEAD_RE)
+# The Key and Value of each KeyValuePair object that _TOKEN matched. Text and attributes
+# cannot hold a "<", so each '<S N="Key">' starts a Key. The number of matches must be the
+# number of objects, since _PRIM_RE's closing tag need not match its opening one.
+_PAIR = _compile(r'<S N="Key">([^<]*)</S><(\w+) N="Value"(?: ?/>|>([^<]*)</\2>)')
+# The note properties PowerShell remoting adds to every object, in its order: one match
+# instead of three tokens.
+_STANDARD_MS = _compile(
+    r'<MS><S N="PSComputerName">([^<]*)</S><G N="RunspaceId">[^<]*</G>'
+    r'<B N="PSShowComputerName">(?:true|false)</B></MS></Obj>')
+_ITEM = _compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
 _PLAIN_T = f"<T>{EVENT_TYPE}</T>"
 _DESERIALIZED_T = f"<T>Deserialized.{EVENT_TYPE}</T>"
 _ENTITY = re.compile(r"&([^;&<]*);")
@@ -669,6 +685,28 @@ def _scan_items(block: str) -> tuple[str, ...]:
     return tuple(decode_string(t if "&" not in t else _unescape(t)) for t in _ITEM.findall(block))
 
 
+def _scan_pairs(block: str, ctx: _Ctx) -> dict[str, Any]:
+    """The KeyValuePair objects of an EventData-like list -> a dict, by each Value's type."""
+    found = _PAIR.findall(block)
+    if len(found) != block.count("<Obj "):
+        raise _Unsure("a KeyValuePair with mismatched tags")
+    pairs: dict[str, Any] = {}
+    value_conv = _VALUE_CONV
+    for key, tag, text in found:
+        if "&" in key:
+            key = _unescape(key)
+        if "_" in key:
+            key = decode_string(key)
+        if "&" in text:
+            pairs[key] = _prim_value(tag, _unescape(text), ctx)
+        elif tag == "S":
+            pairs[key] = text if "_" not in text else decode_string(text)
+        else:
+            conv = value_conv.get(tag)
+            pairs[key] = conv(text) if conv is not None else _prim_value(tag, text, ctx)
+    return pairs
+
+
 def _scan_object(kind: str, name: str, to_string: str, items: str, ctx: _Ctx) -> Any:
     """A nested ``<Obj>`` property that came as one token, by the kind of field it feeds."""
     if kind == "list":
@@ -704,11 +742,16 @@ def _scan_event(text: str, origin: str, culture: str,
         return None  # not an event, or an unusual type name: the walker decides
     start = head.end()
     props_end = text.rfind("</Props>")
-    # One findall runs over <Props> and <MS> alike; the glue between them is not a token.
+    computer = ""
     if text.startswith("</Obj>", props_end + 8) and len(text) == props_end + 14:
-        end, glue = props_end, 0
+        tokens = _TOKEN.findall(text, start, props_end)
+    elif (standard := _STANDARD_MS.fullmatch(text, props_end + 8)) is not None:
+        tokens = _TOKEN.findall(text, start, props_end)
+        computer = standard.group(1)
     elif text.startswith("<MS>", props_end + 8) and text.endswith("</MS></Obj>"):
-        end, glue = len(text) - 11, 12
+        # Other note properties: the same tokens as <Props> (the glue is not a token)
+        tokens = _TOKEN.findall(text, start, props_end)
+        tokens += _TOKEN.findall(text, props_end + 12, len(text) - 11)
     else:
         return None
     if "\r" in text:  # XML turns CR LF into LF; leave that to the parser
@@ -718,44 +761,38 @@ def _scan_event(text: str, origin: str, culture: str,
         ctx = _CTXS[culture] = _Ctx(culture)
     kw: dict[str, Any] = {}
     extra: dict[str, str] | None = None
-    computer = ""
-    covered = 0
-    open_attr = ""  # the EventData-like field whose list of objects is open
-    pairs: dict[str, Any] = {}
     str_attrs = _STR_ATTRS
     nil_values = _NIL_VALUES
     props = _PROPS
-    value_conv = _VALUE_CONV
     int_attrs = _INT_ATTRS
     try:
-        for (whole, tag, name, value, obj, to_string, items, open_list, key, vtag, vtext,
-             item) in _TOKEN.findall(text, start, end):
-            covered += len(whole)
-            if tag:  # a primitive property
-                if open_attr:
-                    raise _Unsure("a property inside a list")
-                if tag == "S":
-                    attr = str_attrs.get(name)
-                    if attr is not None:  # the common case, inline
-                        if "&" in value:
-                            value = _unescape(value)
-                        kw[attr] = value if "_" not in value else decode_string(value)
-                        continue
-                elif tag == "Nil":
-                    nil = nil_values.get(name)
-                    if nil is not None:
-                        kw[nil[0]] = nil[1] if nil[1] is not _FRESH_DICT else {}
-                        continue
-                elif tag == "DT" and name == "Timestamp":
-                    # parse_datetime's fast path: the round-trip form of a local DateTime
-                    if len(value) == 33 and value[19] == "." and value[27] in "+-":
-                        kw["timestamp"] = _fromisoformat(value[:26] + value[27:])
-                        continue
-                elif tag == "I32":
-                    attr = int_attrs.get(name)
-                    if attr is not None and "&" not in value:
-                        kw[attr] = int(value)
-                        continue
+        if "&" in computer or "_" in computer:
+            computer = decode_string(_unescape(computer))
+        for tag, name, value, obj, to_string, items, pairs in tokens:
+            # the common primitives first, inline
+            if tag == "S":
+                attr = str_attrs.get(name)
+                if attr is not None:
+                    if "&" in value:
+                        value = _unescape(value)
+                    kw[attr] = value if "_" not in value else decode_string(value)
+                    continue
+            elif tag == "Nil":
+                nil = nil_values.get(name)
+                if nil is not None:
+                    kw[nil[0]] = nil[1] if nil[1] is not _FRESH_DICT else {}
+                    continue
+            elif tag == "DT" and name == "Timestamp":
+                # parse_datetime's fast path: the round-trip form of a local DateTime
+                if len(value) == 33 and value[19] == "." and value[27] in "+-":
+                    kw["timestamp"] = _fromisoformat(value[:26] + value[27:])
+                    continue
+            elif tag == "I32":
+                attr = int_attrs.get(name)
+                if attr is not None and "&" not in value:
+                    kw[attr] = int(value)
+                    continue
+            if tag:  # any other primitive property
                 if "&" in value:
                     value = _unescape(value)
                 spec = props.get(name)
@@ -770,36 +807,11 @@ def _scan_event(text: str, origin: str, culture: str,
                     if extra is None:
                         extra = {}
                     extra[decode_string(name)] = _prim_text(tag, value)
-            elif vtag:  # a KeyValuePair of the open list
-                if not open_attr:
-                    raise _Unsure("a KeyValuePair outside a list")
-                if "&" in key:
-                    key = _unescape(key)
-                if "_" in key:
-                    key = decode_string(key)
-                if "&" in vtext:
-                    pairs[key] = _prim_value(vtag, _unescape(vtext), ctx)
-                elif vtag == "S":
-                    pairs[key] = vtext if "_" not in vtext else decode_string(vtext)
-                else:
-                    conv = value_conv.get(vtag)
-                    pairs[key] = (conv(vtext) if conv is not None
-                                  else _prim_value(vtag, vtext, ctx))
-            elif open_attr:
-                if whole == "</LST></Obj>":
-                    kw[open_attr] = pairs
-                    open_attr = ""
-                elif whole[1] == "S" and not tag:  # "[Key, Value]" text
-                    pair = _kvp_from_text(decode_string(_unescape(item)), ctx)
-                    if pair is not None:
-                        pairs[pair[0]] = pair[1]
-                elif whole[1] != "N":  # <Nil /> items are skipped, nothing else
-                    raise _Unsure("unexpected token in a list of objects")
-            elif open_list:
+            elif pairs:  # a list of KeyValuePair objects
                 spec = props.get(obj)
                 if spec is None or spec[1] != "data":
                     raise _Unsure(f"{obj}: a list of objects")
-                open_attr, pairs = spec[0], {}
+                kw[spec[0]] = _scan_pairs(pairs, ctx)
             elif obj:
                 spec = props.get(obj)
                 if spec is not None:
@@ -818,9 +830,7 @@ def _scan_event(text: str, origin: str, culture: str,
                             extra = {}
                         extra[decode_string(obj)] = as_text
             else:
-                raise _Unsure(f"{whole[:20]!r} outside a list")
-        if open_attr or covered != end - start - glue:
-            return None
+                raise _Unsure("unexpected text")
         # _finish and _build, inline (same steps, same result)
         stamp = kw.get("timestamp")
         if stamp is None:
