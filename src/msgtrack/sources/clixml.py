@@ -692,6 +692,14 @@ def _scan_pairs(block: str, ctx: _Ctx) -> dict[str, Any]:
         raise _Unsure("a KeyValuePair with mismatched tags")
     pairs: dict[str, Any] = {}
     value_conv = _VALUE_CONV
+    if "&" not in block and "_" not in block:  # nothing to unescape or decode anywhere
+        for key, tag, text in found:
+            if tag == "S":
+                pairs[key] = text
+            else:
+                conv = value_conv.get(tag)
+                pairs[key] = conv(text) if conv is not None else _prim_value(tag, text, ctx)
+        return pairs
     for key, tag, text in found:
         if "&" in key:
             key = _unescape(key)
