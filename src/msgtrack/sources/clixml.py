@@ -580,10 +580,11 @@ def _finish(kw: dict[str, Any], extra: dict[str, str] | None, computer: str, ori
 #   <Obj RefId="0"><TN RefId="0"><T>…</T>…</TN><ToString>…</ToString><Props>
 #     <S N="ClientIp">…</S> <Nil N="Reference" /> <Obj N="Recipients" RefId="1"><TNRef …/>
 #     <LST><S>…</S></LST></Obj> …</Props><MS>…</MS></Obj>
-# One findall over the <Props> (and <MS>) content yields one token per property (a nested
-# object whole, or for a list of KeyValuePair objects: its opening, one token per pair, its
-# closing). Text that is none of these becomes one-character tokens with no group set, so
-# nothing is skipped unnoticed. Anything else returns None and the element walker decides.
+# One findall over the <Props> (and <MS>) content yields one token per property, a nested
+# object whole (a list of KeyValuePair objects too, taken apart after by _PAIR). Text that
+# is none of these becomes one-character tokens with no group set, so nothing is skipped
+# unnoticed. Anything else returns None and the element walker decides. Few groups per
+# token matter: findall builds a tuple of every group for every token.
 
 _TYPE_RE = r'(?:<TN RefId="\d+">(?:<T>[^<]*</T>)*</TN>|<TNRef RefId="\d+" ?/>)'
 _PRIM_RE = r'<\w+ N="[^"]*"(?: ?/>|>[^<]*</\w+>)'
