@@ -67,10 +67,11 @@ def parse_datetime(text: str) -> datetime:
     Raises ValueError.
     """
     t = text.strip()
-    # Fast path: the exact round-trip form of a local DateTime.
+    # Fast paths: the exact round-trip forms of a local and of a UTC DateTime.
     if len(t) == 33 and t[19] == "." and t[27] in "+-":
-        value = datetime.fromisoformat(t[:26] + t[27:])
-        return value
+        return datetime.fromisoformat(t[:26] + t[27:])
+    if len(t) == 28 and t[19] == "." and t[27] == "Z":
+        return datetime.fromisoformat(t[:26] + "+00:00")
     if t.endswith(("Z", "z")):
         t = t[:-1] + "+00:00"
     if len(t) > 19 and t[19] == ".":

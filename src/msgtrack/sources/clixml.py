@@ -792,9 +792,13 @@ def _scan_event(text: str, origin: str, culture: str,
                     kw[nil[0]] = nil[1] if nil[1] is not _FRESH_DICT else {}
                     continue
             elif tag == "DT" and name == "Timestamp":
-                # parse_datetime's fast path: the round-trip form of a local DateTime
+                # parse_datetime's fast paths: the round-trip forms of a local and of a
+                # UTC DateTime
                 if len(value) == 33 and value[19] == "." and value[27] in "+-":
                     kw["timestamp"] = _fromisoformat(value[:26] + value[27:])
+                    continue
+                if len(value) == 28 and value[19] == "." and value[27] == "Z":
+                    kw["timestamp"] = _fromisoformat(value[:26] + "+00:00")
                     continue
             elif tag == "I32":
                 attr = int_attrs.get(name)
