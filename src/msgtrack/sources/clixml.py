@@ -751,20 +751,21 @@ def _scan_event(text: str, origin: str, culture: str,
         return None  # not an event, or an unusual type name: the walker decides
     start = head.end()
     props_end = text.rfind("</Props>")
-    computer = ""
-    if text.startswith("</Obj>", props_end + 8) and len(text) == props_end + 14:
-        tokens = _TOKEN.findall(text, start, props_end)
-    elif (standard := _STANDARD_MS.fullmatch(text, props_end + 8)) is not None:
-        tokens = _TOKEN.findall(text, start, props_end)
-        computer = standard.group(1)
-    elif text.startswith("<MS>", props_end + 8) and text.endswith("</MS></Obj>"):
-        # Other note properties: the same tokens as <Props> (the glue is not a token)
-        tokens = _TOKEN.findall(text, start, props_end)
-        tokens += _TOKEN.findall(text, props_end + 12, len(text) - 11)
-    else:
-        return None
     if "\r" in text:  # XML turns CR LF into LF; leave that to the parser
         return None
+    computer = ""
+    other_notes = False
+    if text.startswith("</Obj>", props_end + 8) and len(text) == props_end + 14:
+        pass  # no note properties
+    elif (standard := _STANDARD_MS.fullmatch(text, props_end + 8)) is not None:
+        computer = standard.group(1)
+    elif text.startswith("<MS>", props_end + 8) and text.endswith("</MS></Obj>"):
+        other_notes = True
+    else:
+        return None
+    tokens = _TOKEN.findall(text, start, props_end)
+    if other_notes:  # the same tokens as <Props> (the glue between them is not a token)
+        tokens += _TOKEN.findall(text, props_end + 12, len(text) - 11)
     ctx = _CTXS.get(culture)
     if ctx is None:
         ctx = _CTXS[culture] = _Ctx(culture)
