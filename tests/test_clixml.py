@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 import psrpcore.types
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pypsrp.complex_objects import GenericComplexObject, ObjectMeta
 from pypsrp.messages import Message
@@ -900,6 +900,33 @@ def test_event_data_as_strings_round_trips_for_plain_values(data):
     assert both(render(ev, timedelta(hours=-5), kvp_objects=False)) == ev
 
 
+_MUTATED = render(TrackingEvent(
+    timestamp=STAMP_UTC, event_id="DELIVER", message_subject="R&D <x> _x",
+    recipients=("a@x", "b@y"), total_bytes=5, message_info="04I: ",
+    event_data={"A": 1, "B": "x y", "C": 0.5}), timedelta(hours=-5))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, len(_MUTATED)), st.integers(0, 12), st.sampled_from([
+    "", "<", ">", "/", '"', " ", "x", "_x0041_", "<S>", "</S>", "<Nil />", '<S N="Key">',
+    "</Obj>", "<Obj>", "<LST>", "</LST>", 'N="', "\n", "\t", "'", "=", "Value", "<!--",
+    "-->", "<?x?>", '<TNRef RefId="5" />', "<ToString>a</ToString>",
+]))
+def test_the_scanner_never_reads_broken_text_differently(at, cut, piece):
+    """Whatever the scanner takes, the element walker takes too, and reads the same.
+    (Where the scanner declines, the walker alone decides: nothing to compare.) Cuts also
+    break the references in the subject. What the scanner does not check: references,
+    "]]>" and control characters inside text it skips (type names, display strings,
+    derived properties), which PowerShell never writes and no field reads."""
+    text = _MUTATED[:at] + piece + _MUTATED[at + cut:]
+    assume("]]>" not in text)  # a cut can make one out of a type name's "]]"
+    fast = scan(text)
+    if fast is not None:
+        walked = walk(text)  # ParseError or ValueError here: the scanner took broken text
+        assert walked == fast
+        assert walked.origin == fast.origin
+
+
 # --------------------------------------------------------------------------- psrpcore
 
 
@@ -974,13 +1001,27 @@ def test_events_from_the_peer_equal_the_source_events(exchange_peer_factory, opt
 
 
 @pytest.mark.parametrize("text", [
-    "R&amp;D &lt;draft&gt;", "&amp;lt;", "&amp;amp;", "a&b", "&#65;&amp;", "&quot;&apos;x",
-    "&lt&gt;", "&amp", "&&amp;", "&#x41;&lt;", "no entity", "&lt;&lt;&amp;&gt;",
+    "R&amp;D &lt;draft&gt;", "&amp;lt;", "&amp;amp;", "&#65;&amp;", "&quot;&apos;x",
+    "&#x41;&lt;", "no entity", "&lt;&lt;&amp;&gt;", "&#x1F600;&#9;",
 ])
 def test_scanner_unescape_matches_the_entity_regex(text):
     from msgtrack.sources import clixml
 
     assert clixml._unescape(text) == clixml._ENTITY.sub(clixml._entity, text)
+    assert clixml._unescape(text) == ET.fromstring(f"<S>{text}</S>").text
+
+
+@pytest.mark.parametrize("text", [
+    "a&b", "&lt&gt;", "&amp", "&&amp;", "&foo;", "&#0;", "&#xD800;", "&#5_0;", "&#x;", "&#;",
+])
+def test_scanner_leaves_what_xml_rejects_to_the_walker(text):
+    from msgtrack.sources import clixml
+
+    with pytest.raises(clixml._Unsure):
+        clixml._unescape(text)
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(f"<S>{text}</S>")
+    assert scan(doc(f'<S N="MessageSubject">{text}</S>')) is None
 
 
 @pytest.mark.parametrize("xml", [

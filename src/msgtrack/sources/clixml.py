@@ -587,7 +587,10 @@ def _finish(kw: dict[str, Any], extra: dict[str, str] | None, computer: str, ori
 # token matter: findall builds a tuple of every group for every token.
 
 _TYPE_RE = r'(?:<TN RefId="\d+">(?:<T>[^<]*</T>)*</TN>|<TNRef RefId="\d+" ?/>)'
-_PRIM_RE = r'<\w+ N="[^"]*"(?: ?/>|>[^<]*</\w+>)'
+# The names of nested properties are skipped, so the pattern itself keeps out what the XML
+# parser would change or reject in them; top-level names are checked by _odd_name instead
+# (only where a name is not a known one: a plain [^"] is much cheaper for sre).
+_PRIM_RE = r'<\w+ N="[^"<&\t\n]*"(?: ?/>|>[^<]*</\w+>)'
 # PowerShell writes <Obj N=… RefId=…>, psrpcore <Obj RefId=… N=…>.
 _ID_RE = r'(?: RefId="\d+")?'
 _PAIR_HEAD = r'<Obj RefId="\d+">' + _TYPE_RE + r"(?:<ToString>[^<]*</ToString>)?<Props>"
@@ -614,17 +617,18 @@ _TOKEN_RE = (
 def _compile(pattern: str) -> re.Pattern[str]:
     """The scanner's patterns, compiled for speed with the same matches:
 
-    - Every ``[^<]*``, ``[^<]+``, ``[^"]*``, ``\\w+`` and ``\\d+`` above is followed by a
-      character it cannot match, and every repeated group by a tag its items cannot start
-      with, so giving back can never help a match: made possessive, sre keeps no
-      backtracking state for them (Python 3.10 has no possessive quantifiers).
+    - Every ``[^<]*``, ``[^<]+``, ``[^"]*``, ``[^"<&\\t\\n]*``, ``\\w+`` and ``\\d+`` above is
+      followed by a character it cannot match, and every repeated group by a tag its
+      items cannot start with, so giving back can never help a match: made possessive,
+      sre keeps no backtracking state for them (Python 3.10 has no possessive quantifiers).
     - ``\\w`` and ``\\d`` only meet tag names and RefIds, which are ASCII: ``re.ASCII``
       tests them by table instead of Unicode database calls.
     """
     if sys.version_info >= (3, 11):
         pattern = (pattern.replace("[^<]*", "[^<]*+").replace("[^<]+", "[^<]++")
-                   .replace('[^"]*', '[^"]*+').replace(r"\w+", r"\w++")
-                   .replace(r"\d+", r"\d++").replace(")*", ")*+").replace(")+", ")++"))
+                   .replace('[^"]*', '[^"]*+').replace('[^"<&\\t\\n]*', '[^"<&\\t\\n]*+')
+                   .replace(r"\w+", r"\w++").replace(r"\d+", r"\d++")
+                   .replace(")*", ")*+").replace(")+", ")++"))
     return re.compile(pattern, re.ASCII)
 
 
@@ -642,7 +646,12 @@ _STANDARD_MS = _compile(
 _ITEM = _compile(r"<S>([^<]*)</S>|<(?:S|Nil) ?/>")
 _PLAIN_T = f"<T>{EVENT_TYPE}</T>"
 _DESERIALIZED_T = f"<T>Deserialized.{EVENT_TYPE}</T>"
-_ENTITY = re.compile(r"&([^;&<]*);")
+_ENTITY = re.compile(r"&(?:([^;&<]*);)?")
+_CHAR_REF = re.compile(r"#(?:[0-9]+|x[0-9a-fA-F]+)", re.ASCII)
+#: A name the scanner takes as written only when the XML parser would read it the same:
+#: no reference, no "<", no tab or newline (an attribute value reads those as spaces).
+#: Checked where a name is not one of the known ones (those are plain).
+_odd_name = re.compile(r"[<&\t\n]").search
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
 
 
@@ -655,15 +664,20 @@ class _Unsure(Exception):
 
 
 def _entity(m: re.Match[str]) -> str:
+    """One reference as the XML parser reads it; anything the parser would reject (a
+    bare "&", an unknown entity, a character XML does not allow) is the walker's."""
     name = m.group(1)
+    if name is None:
+        raise _Unsure("a bare &")
     found = _ENTITIES.get(name)
     if found is not None:
         return found
-    if name.startswith("#x"):
-        return chr(int(name[2:], 16))
-    if name.startswith("#"):
-        return chr(int(name[1:]))
-    raise _Unsure(f"entity &{name};")
+    if _CHAR_REF.fullmatch(name) is not None:
+        code = int(name[2:], 16) if name[1] == "x" else int(name[1:])
+        if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD \
+                or 0x10000 <= code <= 0x10FFFF:
+            return chr(code)
+    raise _Unsure(f"reference &{name};")
 
 
 def _unescape(text: str) -> str:
@@ -818,6 +832,8 @@ def _scan_event(text: str, origin: str, culture: str,
                     if name == "PSComputerName":
                         computer = _prim_text(tag, value)
                 else:
+                    if _odd_name(name):
+                        raise _Unsure("a property name the parser would change or reject")
                     if extra is None:
                         extra = {}
                     extra[decode_string(name)] = _prim_text(tag, value)
@@ -836,6 +852,8 @@ def _scan_event(text: str, origin: str, culture: str,
                 elif obj in _DERIVED_PROPS or obj in ("RunspaceId", "PSShowComputerName"):
                     pass
                 else:
+                    if _odd_name(obj):
+                        raise _Unsure("a property name the parser would change or reject")
                     as_text = _scan_object("str", obj, to_string, items, ctx)
                     if obj == "PSComputerName":
                         computer = as_text
