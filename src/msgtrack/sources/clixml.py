@@ -535,10 +535,6 @@ _TEMPLATE: dict[str, Any] = dict(vars(TrackingEvent(timestamp=datetime(2000, 1, 
 _new = object.__new__
 
 
-def _set_dict(ev: TrackingEvent, d: dict[str, Any]) -> None:
-    object.__setattr__(ev, "__dict__", d)
-
-
 def _build(kw: dict[str, Any]) -> TrackingEvent:
     if not _FAST_BUILD:  # pragma: no cover - only if events.py changes shape
         return TrackingEvent(**kw)
@@ -863,30 +859,7 @@ def _scan_event(text: str, origin: str, culture: str,
                         extra[decode_string(obj)] = as_text
             else:
                 raise _Unsure("unexpected text")
-        # _finish and _build, inline (same steps, same result)
-        stamp = kw.get("timestamp")
-        if stamp is None:
-            return None
-        kw["timestamp"] = stamp.astimezone(UTC)
-        info = kw.get("message_info")
-        if info and info[0].isdigit() and kw.get("event_id", "").upper() in _LOCAL_INFO_EVENTS:
-            local = culture_parser(culture)(info)
-            if local is not None:
-                zone = _zone(tz) if isinstance(tz, str) else tz
-                kw["message_info"] = local_to_log_timestamp(local, stamp.utcoffset(), zone)
-        if not _FAST_BUILD:  # pragma: no cover - only if events.py changes shape
-            if extra:
-                kw["extra"] = extra
-            kw["origin"] = origin or computer
-            return TrackingEvent(**kw)
-        d = _TEMPLATE.copy()
-        d["event_data"] = {}
-        d["extra"] = extra or {}
-        d["origin"] = origin or computer
-        d.update(kw)
-        ev = _new(TrackingEvent)
-        _set_dict(ev, d)
-        return ev
+        return _finish(kw, extra, computer, origin, culture, tz)
     except (_Unsure, ValueError):
         return None  # the element walker gives the definitive answer (or error)
 
