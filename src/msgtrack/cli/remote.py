@@ -62,7 +62,7 @@ SliceTimeout = Annotated[float | None, typer.Option(
 SliceHours = Annotated[float, typer.Option(
     "--slice", rich_help_panel=_REMOTE,
     help="Width of the first slice in hours; later ones double while answers are small "
-         "(up to a day) and halve when capped.")]
+         "(up to a day) and shrink to a quarter when capped.")]
 Cap = Annotated[int, typer.Option(
     "--cap", rich_help_panel=_REMOTE, min=1,
     help="-ResultSize per slice; a slice that reaches it is split and queried again.")]
@@ -98,7 +98,7 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
         return None
     # Imported here: an offline search never loads the WinRM client or the keyring.
     from msgtrack.credentials import get_password
-    from msgtrack.sources.remote import Connection, Plan
+    from msgtrack.sources.remote import WORKER_KINDS, Connection, Plan
 
     auth = _pick(auth, profile.auth, "kerberos").lower()
     if auth not in _AUTHS:
@@ -106,8 +106,9 @@ def settings(*, profile_name: str | None, server: list[str] | None, all_servers:
     if slice_hours <= 0:
         raise UsageError("--slice must be a positive number of hours")
     workers = _pick(workers, profile.workers, "auto").lower()
-    if workers not in ("auto", "thread", "process"):
-        raise UsageError(f"--workers {workers}: choose auto, thread or process")
+    if workers not in WORKER_KINDS:
+        raise UsageError(f"--workers {workers}: choose {', '.join(WORKER_KINDS[:-1])} or "
+                         f"{WORKER_KINDS[-1]}")
     user = _pick(username, profile.username, None)
     conn = Connection(
         auth=auth,

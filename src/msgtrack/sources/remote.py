@@ -5,7 +5,7 @@ How it stays honest:
 
 * Each server's window is searched in consecutive slices, the first one hour wide. A
   slice is queried with ``-ResultSize <cap>``; if the answer hits the cap or the cmdlet
-  warns that more results exist, it is halved and queried again. A quiet slice doubles
+  warns that more results exist, it is queried again a quarter as wide. A quiet slice doubles
   the next one's width (up to a day), so a sparse 30-day window costs a few dozen
   commands rather than 720, and a busy one stays well under the cap.
 * A slice's rows are emitted only once the slice has completed, so a retry after a
