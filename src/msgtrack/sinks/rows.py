@@ -211,7 +211,8 @@ def _latency_text(delta: timedelta) -> str:
 @lru_cache(maxsize=256)  # NOTIFYMAPI and SUBMIT of one message share their context
 def _submission_cells(source_context: str) -> tuple[str, str]:
     """MessageClass and ClientType as cells."""
-    message_class, client_type = submission_values(source_context)
+    # This cache is the one that counts: skip submission_values' own (same key).
+    message_class, client_type = submission_values.__wrapped__(source_context)
     return quote_cell(message_class), quote_cell(client_type)
 
 
