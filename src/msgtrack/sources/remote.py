@@ -561,10 +561,9 @@ class _Workers:
 
     def get(self) -> _Msg:
         """The next message, however long it takes."""
-        while True:
-            msg = self.poll(None)
-            if msg is not None:
-                return msg
+        msg = self.poll(None)  # without a timeout, poll never gives up
+        assert msg is not None
+        return msg
 
     def poll(self, timeout: float | None) -> _Msg | None:
         """The next message; None after ``timeout`` seconds without one."""
