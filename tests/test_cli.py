@@ -143,6 +143,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 
 CLIXML = Path(__file__).parent / "data" / "clixml"
+EXAMPLES = Path(__file__).parents[1] / "examples" / "logs"
 
 
 def test_clixml_entity_bomb_is_refused_in_one_line() -> None:
@@ -161,3 +162,27 @@ def test_clixml_truncated_file_keeps_earlier_events_and_exits_3(tmp_path: Path) 
     assert result.exit_code == 3
     assert len(result.stdout.splitlines()) == 1
     assert f"msgtrack: bad-file: {cut}: truncated XML at line" in result.stderr
+
+
+def test_an_offline_csv_search_loads_no_more_than_it_needs(tmp_path: Path) -> None:
+    # Start-up is paid by every run: at 100 k rows it was a sixth of a search's time.
+    # A fresh interpreter, so other tests' imports do not count.
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.csv"
+    script = (
+        "import sys\n"
+        "from msgtrack.cli import main\n"
+        f"sys.argv = ['msgtrack', 'search', '--log', {str(EXAMPLES)!r}, '--format', 'csv',"
+        f" '--output', {str(out)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    loaded = set(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert out.stat().st_size > 0
+    # pydantic: typer 0.29 converts every option value through it (pyproject pins 0.28).
+    heavy = ("pydantic", "pypsrp", "spnego", "keyring", "tabulate", "rich", "tomllib",
+             "msgtrack.sources.remote", "msgtrack.audit", "msgtrack.eas")
+    assert sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy)) == []

@@ -30,11 +30,6 @@ from platformdirs import user_config_dir
 
 from msgtrack.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 _SECRET_KEYS = {"password", "secret", "passwd", "pwd"}
 
 
@@ -72,6 +67,11 @@ def load_profile(name: str | None, path: Path | None = None) -> Profile:
         if name:
             raise ConfigError(f"{path}: no config file, so no profile {name!r}")
         return Profile()
+    # Imported here: most runs have no config file, and every run looks for one.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
