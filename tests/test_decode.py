@@ -261,6 +261,29 @@ def test_fast_timestamp_path_agrees_with_the_general_one(edits):
     assert _outcome(parse_log_timestamp, text) == _outcome(decode._parse_timestamp, text)
 
 
+@settings(max_examples=1000)
+@given(st.lists(st.tuples(st.integers(0, 23), st.sampled_from("0123456789-:T.,+Z Wz\u0663"
+                                                               "\uff11")), max_size=4))
+def test_the_log_form_check_is_the_regex_and_the_parser(edits):
+    # _log_form_time checks separators and leaves the digits to the parser; it must
+    # still answer what the regex and the parser answer together. And a text it reads
+    # is the text format_log_timestamp writes, which lets the CSV sink copy it.
+    chars = list("2024-03-05T10:11:12.345Z")
+    for i, char in edits:
+        chars[i] = char
+    text = "".join(chars)
+    if decode._LOG_TIMESTAMP_RE.match(text) is None:
+        expected = False
+    else:
+        try:
+            expected = parse_log_timestamp(text)
+        except ValueError:
+            expected = None
+    assert decode._log_form_time(text) == expected
+    if expected:
+        assert format_log_timestamp(expected) == text
+
+
 def test_format_log_timestamp():
     assert format_log_timestamp(datetime(2024, 3, 5, 10, 11, 12, 345678, tzinfo=UTC)) == (
         "2024-03-05T10:11:12.345Z"

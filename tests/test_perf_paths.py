@@ -193,6 +193,10 @@ def test_csv_cells_from_the_line_equal_the_general_path(tmp_path: Path) -> None:
                  message_subject="=1+1", sender="-x", client_hostname='"q"'),
         csv_line(message_info="02P:fabrikam,com: ", source_context="MessageClass:IPM,Note, ClientType:\"x\""),
         csv_line(event_id="SUBMIT", message_info="LSRV=a,b:TOTAL-SUB=1.25", recipient_address="a@b"),
+        # Timestamps the reader takes that are not in the log's own form, 24 long or not.
+        csv_line(date_time="2026-11-27 08:00:01.000Z"),
+        csv_line(date_time="2026-11-27T08:00:01.5000Z"),
+        csv_line(date_time="2026-11-27T09:00:01.000+01:00"),
     ]
     for ev in read_text(tmp_path, HEADER + "".join(lines)):
         assert source_cells(ev) is not None

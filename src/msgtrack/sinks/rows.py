@@ -8,7 +8,6 @@ that need no formatting, CSV quoting included, instead of formatting them again.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -165,9 +164,6 @@ def quote_cells(cells: list[str] | tuple[str, ...]) -> list[str] | tuple[str, ..
     return cells
 
 
-_LOG_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z").match
-
-
 def _list_cell(ev: TrackingEvent, attr: str) -> str:
     return quote_cell(join_list(getattr(ev, attr)))
 
@@ -268,7 +264,10 @@ def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
         if f.kind == "str" or f.kind == "data":
             return f"c[{i}]"
         if f.kind == "time":
-            prelude.append(f"    t = c[{i}]\n    if not _log_ts(t):\n        t = _fmt_ts(d['timestamp'])\n")
+            # The reader parsed this cell, so it is in the log's form (what _fmt_ts
+            # writes) when the separators are in place: the parser took digits between.
+            prelude.append(f"    t = c[{i}]\n    if len(t) != 24 or t[23] != 'Z' or t[4:20:3] != '--T::.':\n"
+                           "        t = _fmt_ts(d['timestamp'])\n")
             return "t"
         if f.kind == "list":
             name = f"l{i}"
@@ -297,7 +296,7 @@ def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
     source = ("def cells(ev, d, r, c):\n" + "".join(prelude)
               + "    return (" + ", ".join(exprs) + ")\n")
     namespace: dict[str, Any] = {
-        "_log_ts": _LOG_TIMESTAMP, "_fmt_ts": format_log_timestamp, "_list": _list_cell,
+        "_fmt_ts": format_log_timestamp, "_list": _list_cell,
         "_info": _info_cells, "_q": quote_cell,
         "_extra": _extra_text,
     }
