@@ -193,6 +193,11 @@ def test_csv_cells_from_the_line_equal_the_general_path(tmp_path: Path) -> None:
                  message_subject="=1+1", sender="-x", client_hostname='"q"'),
         csv_line(message_info="02P:fabrikam,com: ", source_context="MessageClass:IPM,Note, ClientType:\"x\""),
         csv_line(event_id="SUBMIT", message_info="LSRV=a,b:TOTAL-SUB=1.25", recipient_address="a@b"),
+        # MessageLatency of an arrival after the event (none: 00:00:00) and days before it.
+        csv_line(**{**LINE, "event_id": "SEND", "message_info":
+                    "2026-11-27T09:00:00.000Z;SRV=EX01.contoso.com:TOTAL-HUB=0.5"}),
+        csv_line(**{**LINE, "event_id": "SEND", "message_info":
+                    "2026-11-24T07:00:00.250Z;SRV=EX01.contoso.com:TOTAL-HUB=0.5"}),
         # Timestamps the reader takes that are not in the log's own form, 24 long or not.
         csv_line(date_time="2026-11-27 08:00:01.000Z"),
         csv_line(date_time="2026-11-27T08:00:01.5000Z"),

@@ -600,25 +600,20 @@ def _log_form_time(text: str) -> datetime | None | Literal[False]:
     if len(text) != 24 or text[23] != "Z" or text[4:20:3] != "--T::.":
         return False
     try:
-        return parse_log_timestamp(text)
+        # parse_log_timestamp's own first branch (this text has its length and "Z").
+        return _fromisoformat(text) if _FROMISO_Z else _parse_timestamp(text)
     except ValueError:
         return None if _LOG_TIMESTAMP_RE.match(text) else False
 
 
-_UNSEEN: Literal[False] = False
-
-
 def _arrival(head: str) -> datetime | None | Literal[False]:
-    """:func:`_log_form_time` of an arrival part (None: a hop then), cached."""
-    hit = _arrivals.get(head, _UNSEEN)
-    if hit is not False:
-        return hit
+    """:func:`_log_form_time` of an arrival part not in ``_arrivals`` yet (None: a hop
+    then); remembered there unless False."""
     value = _log_form_time(head)
-    if value is False:
-        return False
-    if len(_arrivals) >= 4096:
-        _arrivals.clear()
-    _arrivals[head] = value
+    if value is not False:
+        if len(_arrivals) >= 4096:
+            _arrivals.clear()
+        _arrivals[head] = value
     return value
 
 
