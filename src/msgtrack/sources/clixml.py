@@ -445,7 +445,6 @@ _NIL_VALUES: dict[str, tuple[str, Any]] = {
 }
 #: The integer fields, for the scanner's inline ``<I32>`` case (``_prim_int``: ``int(text)``).
 _INT_ATTRS: dict[str, str] = {p: f.attr for p, f in FIELD_BY_PROP.items() if f.kind == "int"}
-_fromisoformat = datetime.fromisoformat
 #: EventData value tags converted by one builtin (``_prim_value`` for the others).
 _VALUE_CONV: dict[str, Callable[[str], Any]] = {
     **{t: int for t in ("I32", "I64", "U32", "U64", "I16", "U16", "By", "SB")},
@@ -803,14 +802,10 @@ def _scan_event(text: str, origin: str, culture: str,
                     kw[nil[0]] = nil[1] if nil[1] is not _FRESH_DICT else {}
                     continue
             elif tag == "DT" and name == "Timestamp":
-                # parse_datetime's fast paths: the round-trip forms of a local and of a
-                # UTC DateTime
-                if len(value) == 33 and value[19] == "." and value[27] in "+-":
-                    kw["timestamp"] = _fromisoformat(value[:26] + value[27:])
-                    continue
-                if len(value) == 28 and value[19] == "." and value[27] == "Z":
-                    kw["timestamp"] = _fromisoformat(value[:26] + "+00:00")
-                    continue
+                # _finish turns it to UTC; a text parse_datetime refuses (ValueError)
+                # goes to the walker like every other surprise.
+                kw["timestamp"] = parse_datetime(value)
+                continue
             elif tag == "I32":
                 attr = int_attrs.get(name)
                 if attr is not None and "&" not in value:
