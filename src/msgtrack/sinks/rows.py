@@ -183,14 +183,9 @@ def _info_parts(message_info: str) -> tuple[Any, ...]:
      local) = summarize_message_info(message_info)
     latency_type = "None" if local is None else "LocalServer" if local else "EndToEnd"
     # Of these only the domain and server come from free text (the others are numbers,
-    # times or names). The domain is mostly empty; quote_cell's test is inlined for the
-    # server, which every latency string has (a call costs more than the test).
-    if domain:
-        domain = quote_cell(domain)
-    if '"' in server or "," in server or "\n" in server or "\r" in server:
-        server = quote_cell(server)
-    parts = (kind, code, method, category, domain, arrival_text, seconds, server, arrival,
-             latency_type)
+    # times or names).
+    parts = (kind, code, method, category, quote_cell(domain), arrival_text, seconds,
+             quote_cell(server), arrival, latency_type)
     if len(_info_parts_cache) >= 4096:
         _info_parts_cache.clear()
     _info_parts_cache[message_info] = parts
@@ -205,11 +200,7 @@ _NO_TIME = timedelta(0)
 
 def _latency_text(delta: timedelta) -> str:
     """format_timespan(max(delta, 0)), remembered."""
-    if delta.days == 0:  # 0 <= delta < 1 day, nearly all of them
-        text = _short_timespan(delta)
-    else:
-        text = format_timespan(delta if delta.days > 0 else _NO_TIME)
-    _latency_texts[delta] = text
+    text = _latency_texts[delta] = format_timespan(delta if delta.days >= 0 else _NO_TIME)
     if len(_latency_texts) > 4096:
         _latency_texts.clear()
     return text
