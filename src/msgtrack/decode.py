@@ -606,36 +606,29 @@ def _log_form_time(text: str) -> datetime | None | Literal[False]:
         return None if _LOG_TIMESTAMP_RE.match(text) else False
 
 
-def _arrival(head: str) -> datetime | None | Literal[False]:
-    """:func:`_log_form_time` of an arrival part not in ``_arrivals`` yet (None: a hop
-    then); remembered there unless False."""
-    value = _log_form_time(head)
-    if value is not False:
-        if len(_arrivals) >= 4096:
-            _arrivals.clear()
-        _arrivals[head] = value
-    return value
-
-
 def summarize_message_info(value: str) -> InfoSummary:
     """:class:`InfoSummary` of ``decode_message_info(value)``, mostly without building it."""
     hit = _summaries.get(value)
     if hit is not None:
         return hit
-    first = value.find(";")
-    last = value.rfind(";") + 1
-    m = _LAST_BLOCK_RE.match(value, last)
+    parts = value.split(";")
+    block = parts[-1]
+    m = _LAST_BLOCK_RE.match(block)
     # Nesting deeper than _MAX_DEPTH empties the block's components in the full parser.
-    if m is not None and value.count("(", last) < _MAX_DEPTH:
+    if m is not None and block.count("(") < _MAX_DEPTH:
         # This server's block is the last part. Only the first part matters besides: the
         # arrival time, or a hop block. Parts in between never change these columns.
         stamp = ""
         arrival = None
-        if first >= 0:
-            head = value[:first]
+        if len(parts) > 1:
+            head = parts[0]
             found = _arrivals.get(head, False)
             if found is False:
-                found = _arrival(head)
+                found = _log_form_time(head)
+                if found is not False:
+                    if len(_arrivals) >= 4096:
+                        _arrivals.clear()
+                    _arrivals[head] = found
             if found is False:
                 if not head.startswith(("SRV=", "LSRV=")):
                     m = None  # an arrival in another form, or other text: the full decoder

@@ -184,8 +184,8 @@ def _info_parts(message_info: str) -> tuple[Any, ...]:
     latency_type = "None" if local is None else "LocalServer" if local else "EndToEnd"
     # Of these only the domain and server come from free text (the others are numbers,
     # times or names).
-    parts = (kind, code, method, category, quote_cell(domain), arrival_text, seconds,
-             quote_cell(server), arrival, latency_type)
+    parts = (kind, code, method, category, quote_cell(domain) if domain else "", arrival_text,
+             seconds, quote_cell(server) if server else "", arrival, latency_type)
     if len(_info_parts_cache) >= 4096:
         _info_parts_cache.clear()
     _info_parts_cache[message_info] = parts
