@@ -201,7 +201,8 @@ def open_output(path: Path | None, fmt: str):  # type: ignore[no-untyped-def]
         return
     # utf-8-sig so Excel reads non-ASCII subjects correctly when it opens the CSV.
     encoding = "utf-8-sig" if fmt == "csv" else "utf-8"
-    with open(path, "w", encoding=encoding, newline="") as handle:
+    # A 64 KiB buffer: one write() system call per 80 CSV rows rather than per ten.
+    with open(path, "w", encoding=encoding, newline="", buffering=64 * 1024) as handle:
         yield handle
 
 
