@@ -612,10 +612,10 @@ def summarize_message_info(value: str) -> InfoSummary:
     if hit is not None:
         return hit
     parts = value.split(";")
-    block = parts[-1]
-    m = _LAST_BLOCK_RE.match(block)
+    last = parts[-1]
+    m = _LAST_BLOCK_RE.match(last)
     # Nesting deeper than _MAX_DEPTH empties the block's components in the full parser.
-    if m is not None and block.count("(") < _MAX_DEPTH:
+    if m is not None and last.count("(") < _MAX_DEPTH:
         # This server's block is the last part. Only the first part matters besides: the
         # arrival time, or a hop block. Parts in between never change these columns.
         stamp = ""

@@ -34,13 +34,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
+import io
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from msgtrack import decode
 from msgtrack.events import DEFERRED, FIELD_BY_COLUMN, TEXT_FIELDS, TrackingEvent, custom_data_from_text
@@ -440,7 +441,8 @@ class _FileReader:
     def events(self) -> Iterator[TrackingEvent]:
         name, report = self.name, self.report
         try:
-            fh = open(name, "rb", buffering=_READ_BUFFER)  # noqa: SIM115 - closed by the with below
+            # (A BufferedReader, as with the default buffer; typeshed only says BinaryIO.)
+            fh = cast(io.BufferedReader, open(name, "rb", buffering=_READ_BUFFER))  # noqa: SIM115
         except OSError as exc:
             report.problem("bad-file", name, exc.strerror or str(exc))
             return
