@@ -214,30 +214,6 @@ def _submission_cells(source_context: str) -> tuple[str, str]:
     return quote_cell(message_class), quote_cell(client_type)
 
 
-def _info_cells(event_id: str, source: str, message_info: str, source_context: str,
-                timestamp: datetime) -> tuple[str, ...]:
-    """MessageLatency, MessageLatencyType and the annotation columns, as CSV cells: what
-    _latency_cells and annotation_values give, from one summary of MessageInfo."""
-    (kind, code, method, category, domain, arrival_text, seconds, server, arrival,
-     latency_type) = _info_parts_cache.get(message_info) or _info_parts(message_info)
-    if event_id in _LATENCY_EVENTS or (event_id == "RESUBMIT" and source == "STOREDRIVER"):
-        if arrival is None:
-            latency = ""
-        else:
-            delta = timestamp - arrival
-            latency = _latency_texts.get(delta) or _latency_text(delta)
-    else:
-        latency, latency_type = "", "None"
-    if arrival_text and event_id.upper() == "DEFER":
-        arrival_text = ""  # a retry time, not an arrival
-    if "MessageClass:" in source_context or "ClientType:" in source_context:
-        message_class, client_type = _submission_cells(source_context)
-    else:
-        message_class = client_type = ""
-    return (latency, latency_type, kind, code, method, category, domain, arrival_text, seconds,
-            server, message_class, client_type)
-
-
 Formatter = Callable[[TrackingEvent, dict[str, Any], list[str], list[str]], tuple[str, ...]]
 _formatters: dict[Any, Formatter] = {}
 
@@ -281,14 +257,36 @@ def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
     def value(column: str) -> str:  # a text field's value, from the row (it may not be stored yet)
         return f"r[{index[column]}]" if column in index else "''"
 
-    info = ", ".join(f"i{n}" for n in range(12))
-    prelude.append(f"    {info} = _info({value('event-id')}, {value('source')}, {value('message-info')}, "
-                   f"{value('source-context')}, d['timestamp'])\n")
+    # MessageLatency, MessageLatencyType and the annotation columns: what _latency_cells
+    # and annotation_values give, from one summary of MessageInfo (_info_parts), inline
+    # (a call and a 12-tuple less a row).
+    prelude.append(
+        f"    mi = {value('message-info')}\n"
+        "    p = _parts.get(mi) or _info_parts(mi)\n"
+        f"    e = {value('event-id')}\n"
+        f"    if e in _LATENCY_EVENTS or (e == 'RESUBMIT' and {value('source')} == 'STOREDRIVER'):\n"
+        "        lt = p[9]\n"
+        "        a = p[8]\n"
+        "        if a is None:\n"
+        "            lat = ''\n"
+        "        else:\n"
+        "            delta = d['timestamp'] - a\n"
+        "            lat = _latency_texts.get(delta) or _latency_text(delta)\n"
+        "    else:\n"
+        "        lat, lt = '', 'None'\n"
+        "    at = p[5]\n"
+        "    if at and e.upper() == 'DEFER':\n"
+        "        at = ''  # a retry time, not an arrival\n"
+        f"    s = {value('source-context')}\n"
+        "    if 'MessageClass:' in s or 'ClientType:' in s:\n"
+        "        mc, ct = _submission_cells(s)\n"
+        "    else:\n"
+        "        mc = ct = ''\n")
     for f in _CMDLET_FIELDS:
         exprs.append(cell(f))
         if f.prop == "MessageInfo":
-            exprs += ["i0", "i1"]
-    exprs += [f"i{n}" for n in range(2, 12)]
+            exprs += ["lat", "lt"]
+    exprs += ["p[0]", "p[1]", "p[2]", "p[3]", "p[4]", "at", "p[6]", "p[7]", "mc", "ct"]
     exprs += [cell(f) for f in _FILE_FIELDS]
     exprs.append("_q(_extra(d['extra']))" if extra else "''")
     prelude.append("    o = d['origin']\n"
@@ -299,7 +297,9 @@ def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
               + "    return (" + ", ".join(exprs) + ")\n")
     namespace: dict[str, Any] = {
         "_fmt_ts": format_log_timestamp, "_list": _list_cell,
-        "_info": _info_cells, "_q": quote_cell,
+        "_q": quote_cell, "_parts": _info_parts_cache, "_info_parts": _info_parts,
+        "_LATENCY_EVENTS": _LATENCY_EVENTS, "_latency_texts": _latency_texts,
+        "_latency_text": _latency_text, "_submission_cells": _submission_cells,
         "_extra": _extra_text,
     }
     exec(compile(source, f"<msgtrack csv cells, {len(columns)} columns>", "exec"), namespace)
