@@ -208,6 +208,26 @@ def test_csv_cells_from_the_line_equal_the_general_path(tmp_path: Path) -> None:
         assert list(csv_cells(ev)) == generic_cells(ev), ev.origin
 
 
+@pytest.mark.parametrize("name", ["plain", 'with,comma', 'with"quote', "with\nnewline", "with\rcr"])
+def test_the_origin_cell_is_quoted_only_for_names_that_need_it(tmp_path: Path, name: str) -> None:
+    # The check is made once per file (the layout's plain_origin), not once per row.
+    folder = tmp_path / name
+    folder.mkdir()
+    path = folder / "MSGTRK2026112708-1.LOG"
+    path.write_bytes((HEADER + csv_line(**LINE) + csv_line(message_subject="a,b")).encode())
+    report = RunReport()
+    events = list(read_logs([path], report))
+    assert report.complete and len(events) == 2
+    for ev in events:
+        layout = source_cells(ev)[0]  # type: ignore[index]
+        assert layout.plain_origin is (name == "plain")
+        assert list(csv_cells(ev)) == generic_cells(ev)
+    out = io.StringIO()
+    write(events, "csv", out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert [r["Origin"] for r in rows] == [f"{path}:6", f"{path}:7"]  # after the 5 header lines
+
+
 def test_csv_output_is_what_csv_writer_writes(tmp_path: Path) -> None:
     text = HEADER + csv_line(**LINE) + csv_line(message_subject="@SUM(A1), or not", sender="+1")
     events = read_text(tmp_path, text)

@@ -177,6 +177,9 @@ class RowLayout(Protocol):
     columns: tuple[str, ...]
     #: attribute -> index in ``_row`` of the :data:`DEFERRED` fields left unconverted.
     deferred: Mapping[str, int]
+    #: True when the events' ``origin`` never needs CSV quoting (``path:line`` of a path
+    #: without ``"``, ``,``, CR or LF), so writers need not look at each one.
+    plain_origin: bool
 
     def fill_text(self, d: dict[str, Any]) -> None:
         """Store every :data:`TEXT_FIELDS` field of the event whose instance dict is

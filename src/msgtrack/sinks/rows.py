@@ -218,7 +218,7 @@ Formatter = Callable[[TrackingEvent, dict[str, Any], list[str], list[str]], tupl
 _formatters: dict[Any, Formatter] = {}
 
 
-def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
+def _compile_formatter(columns: tuple[str, ...], plain_origin: bool = False) -> Formatter:
     """The CSV cells of an event from a log line with these columns, in COLUMNS order.
 
     Generated source, like the reader's builder: a cell of the line is copied when its
@@ -289,7 +289,8 @@ def _compile_formatter(columns: tuple[str, ...]) -> Formatter:
     exprs += ["p[0]", "p[1]", "p[2]", "p[3]", "p[4]", "at", "p[6]", "p[7]", "mc", "ct"]
     exprs += [cell(f) for f in _FILE_FIELDS]
     exprs.append("_q(_extra(d['extra']))" if extra else "''")
-    prelude.append("    o = d['origin']\n"
+    prelude.append("    o = d['origin']\n" if plain_origin else
+                   "    o = d['origin']\n"
                    "    if '\"' in o or ',' in o or '\\n' in o or '\\r' in o:\n"
                    "        o = _q(o)\n")
     exprs.append("o")
@@ -311,7 +312,7 @@ def _formatter(layout: RowLayout) -> Formatter:
     if fmt is None:
         if len(_formatters) >= 256:
             _formatters.clear()
-        fmt = _formatters[layout] = _compile_formatter(layout.columns)
+        fmt = _formatters[layout] = _compile_formatter(layout.columns, layout.plain_origin)
     return fmt
 
 

@@ -194,8 +194,9 @@ class Schema:
     Also the :class:`~msgtrack.events.RowLayout` of the events it builds.
     """
 
-    def __init__(self, columns: tuple[str, ...]) -> None:
+    def __init__(self, columns: tuple[str, ...], plain_origin: bool = False) -> None:
         self.columns = columns
+        self.plain_origin = plain_origin
         self.width = len(columns)
         #: (index, column, kind) of the columns that need converting, for diagnostics.
         self.converted: list[tuple[int, str, str]] = []
@@ -306,8 +307,13 @@ class Schema:
 
 
 @lru_cache(maxsize=64)
-def schema_for(columns: tuple[str, ...]) -> Schema:
-    return Schema(columns)
+def schema_for(columns: tuple[str, ...], plain_origin: bool = False) -> Schema:
+    return Schema(columns, plain_origin)
+
+
+def _plain_origin(name: str) -> bool:
+    """True when ``f"{name}:{lineno}"`` never needs CSV quoting (see RowLayout)."""
+    return not any(c in name for c in '",\r\n')
 
 
 def _short(value: str, limit: int = 40) -> str:
@@ -574,7 +580,7 @@ class _FileReader:
                 f"not a message tracking log: #Fields: on line {lineno} has no " + " or ".join(missing),
             )
             raise _StopFile
-        self.schema = schema_for(columns)
+        self.schema = schema_for(columns, _plain_origin(self.name))
         return True
 
 
