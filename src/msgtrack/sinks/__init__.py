@@ -128,7 +128,7 @@ def _write_csv(rows: Iterable[Sequence[str]], header: Sequence[str], out: TextIO
     formula, first, lead = _FORMULA_CELL, _FORMULA_FIRST, _GUARD_LEAD
     for cells in rows:
         line = ",".join(cells)
-        if safe and (formula(line) or line[:1] in first or (line[:1] == '"' and line[1:2] in first)):
+        if safe and (formula(line) or (line[:1] in lead and (line[0] != '"' or line[1:2] in first))):
             # Only cells that start with one of these can change: no call for the others.
             line = ",".join([_guard_quoted(c) if c[:1] in lead else c for c in cells])
         write(line + "\r\n")

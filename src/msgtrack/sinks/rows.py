@@ -275,7 +275,7 @@ def _compile_formatter(columns: tuple[str, ...], plain_origin: bool = False) -> 
         "    else:\n"
         "        lat, lt = '', 'None'\n"
         "    at = p[5]\n"
-        "    if at and e.upper() == 'DEFER':\n"
+        "    if at and len(e) == 5 and e.upper() == 'DEFER':\n"
         "        at = ''  # a retry time, not an arrival\n"
         f"    s = {value('source-context')}\n"
         "    if 'MessageClass:' in s or 'ClientType:' in s:\n"
