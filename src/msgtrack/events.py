@@ -183,7 +183,8 @@ class RowLayout(Protocol):
 
     def fill_text(self, d: dict[str, Any]) -> None:
         """Store every :data:`TEXT_FIELDS` field of the event whose instance dict is
-        ``d`` (from ``d["_row"]``, or ``""`` where the file has no such column)."""
+        ``d`` (from ``d["_row"]``, or ``""`` where the file has no such column), and
+        ``extra``."""
 
 
 def source_cells(ev: TrackingEvent) -> tuple[RowLayout, list[str], list[str]] | None:
@@ -355,6 +356,6 @@ _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrackingEvent))
 # Installed after @dataclass has read the defaults (a class attribute there is a default).
 for _name, _convert in DEFERRED.items():
     setattr(TrackingEvent, _name, _FromCell(_name, _convert))
-for _name in TEXT_FIELDS:
+for _name in (*TEXT_FIELDS, "extra"):  # fill_text stores extra with the text fields
     setattr(TrackingEvent, _name, _TextFromCells(_name))
 del _name, _convert

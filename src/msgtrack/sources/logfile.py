@@ -247,6 +247,8 @@ class Schema:
         if self.extra_columns:
             cells = ", ".join(f"r[{i}]" for i, _ in self.extra_columns)
             values["extra"] = f"dict(zip(_xn, ({cells},)))"
+        #: fill_text stores ``extra`` with the text fields (a dict less for every event).
+        self._extra = values["extra"] if self.extra_columns else "{}"
         namespace: dict[str, Any] = {
             "_TE": TrackingEvent,
             "_new": object.__new__,
@@ -267,7 +269,8 @@ class Schema:
             items = [
                 f"{attr!r}: {values.get(attr, default)}"
                 for attr, default in _DIRECT_FIELDS  # type: ignore[union-attr]
-                if attr != "origin" and attr not in self.deferred and attr not in TEXT_FIELDS
+                if attr not in ("origin", "extra") and attr not in self.deferred
+                and attr not in TEXT_FIELDS
             ]
             items += ["'origin': origin", "'_row': r", "'_raw': c", "'_layout': _layout"]
             body = (
@@ -284,10 +287,11 @@ class Schema:
         return namespace["build"]  # type: ignore[no-any-return]
 
     def _compile_fill_text(self) -> Callable[[dict[str, Any]], None]:
-        items = ", ".join(f"{attr!r}: " + (f"r[{self.text[attr]}]" if attr in self.text else "''")
-                          for attr in TEXT_FIELDS)
-        source = f"def fill_text(d):\n    r = d['_row']\n    d.update({{{items}}})\n"
-        namespace: dict[str, Any] = {}
+        items = [f"{attr!r}: " + (f"r[{self.text[attr]}]" if attr in self.text else "''")
+                 for attr in TEXT_FIELDS]
+        items.append(f"'extra': {self._extra}")
+        source = f"def fill_text(d):\n    r = d['_row']\n    d.update({{{', '.join(items)}}})\n"
+        namespace: dict[str, Any] = {"_xn": tuple(c for _, c in self.extra_columns)}
         exec(compile(source, f"<msgtrack schema {self.width} fields, text>", "exec"), namespace)
         return namespace["fill_text"]  # type: ignore[no-any-return]
 
