@@ -341,6 +341,21 @@ def split_quoted(body: str) -> tuple[list[str], list[str]] | None:
     # call per piece, rather than a search for each quote.
     pieces = body.split('"')
     n = len(pieces)
+    if n == 3:
+        # One quoted value and no doubled quote: most quoted lines (a subject or a
+        # source-context with a comma). The loop below, unrolled.
+        head, value, tail = pieces
+        if head[-1:] not in ("", ",") or tail[:1] not in ("", ","):
+            return None
+        values = head.split(",")
+        k = len(values) - 1
+        values[k] = value
+        if tail:
+            values += tail[1:].split(",")
+        cells = values.copy()
+        if "," in value:
+            cells[k] = '"' + value + '"'
+        return values, cells
     if not n & 1:
         return None  # an odd number of quotes: a value runs on past the line
     values = pieces[0].split(",")
