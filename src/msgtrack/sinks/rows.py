@@ -244,7 +244,8 @@ def _compile_formatter(columns: tuple[str, ...], plain_origin: bool = False) -> 
         if f.kind == "time":
             # The reader parsed this cell, so it is in the log's form (what _fmt_ts
             # writes) when the separators are in place: the parser took digits between.
-            prelude.append(f"    t = c[{i}]\n    if len(t) != 24 or t[23] != 'Z' or t[4:20:3] != '--T::.':\n"
+            # (t[23:] == "Z": 24 characters, the last a Z.)
+            prelude.append(f"    t = c[{i}]\n    if t[23:] != 'Z' or t[4:20:3] != '--T::.':\n"
                            "        t = _fmt_ts(d['timestamp'])\n")
             return "t"
         if f.kind == "list":
@@ -328,7 +329,7 @@ def csv_cells(ev: TrackingEvent) -> list[str] | tuple[str, ...]:
 
 def csv_rows(events: Iterable[TrackingEvent]) -> Iterator[list[str] | tuple[str, ...]]:
     """:func:`csv_cells` of each event."""
-    formatters = _formatters
+    last_layout: Any = None
     for ev in events:
         # source_cells(), inlined: this loop runs once per row of every CSV search.
         d = ev.__dict__
@@ -337,7 +338,8 @@ def csv_rows(events: Iterable[TrackingEvent]) -> Iterator[list[str] | tuple[str,
             yield quote_cells(event_cells(ev))
             continue
         layout = d["_layout"]
-        fmt = formatters.get(layout) or _formatter(layout)
+        if layout is not last_layout:  # a new file, or a new #Fields: line
+            fmt, last_layout = _formatter(layout), layout
         yield fmt(ev, d, d["_row"], raw)
 
 
