@@ -244,8 +244,7 @@ def _compile_formatter(columns: tuple[str, ...], plain_origin: bool = False) -> 
         if f.kind == "time":
             # The reader parsed this cell, so it is in the log's form (what _fmt_ts
             # writes) when the separators are in place: the parser took digits between.
-            # (t[23:] == "Z": 24 characters, the last a Z.)
-            prelude.append(f"    t = c[{i}]\n    if t[23:] != 'Z' or t[4:20:3] != '--T::.':\n"
+            prelude.append(f"    t = c[{i}]\n    if len(t) != 24 or t[23] != 'Z' or t[4:20:3] != '--T::.':\n"
                            "        t = _fmt_ts(d['timestamp'])\n")
             return "t"
         if f.kind == "list":
