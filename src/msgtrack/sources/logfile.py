@@ -39,7 +39,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from functools import lru_cache
 from typing import IO, Any, cast
 
@@ -232,9 +231,8 @@ class Schema:
                 expr = cell
             elif fld.kind == "time":
                 expr = f"_ts({cell})"
-                if i == 0 and decode._FROMISO_Z:
-                    # parse_log_timestamp's own first branch, inlined (one call less).
-                    expr = "(_iso(t) if len(t) == 24 and t[23] == 'Z' else _ts(t))"
+                if i == 0:  # parse_log_timestamp's dispatch, inlined (one call less)
+                    expr = "(_form(t) if len(t) == 24 and t[23] == 'Z' else _ts(t))"
             elif fld.kind == "list":
                 expr = f"_split({cell})"
             elif fld.kind == "int":
@@ -254,7 +252,7 @@ class Schema:
             "_new": object.__new__,
             "_set": object.__setattr__,
             "_ts": decode.parse_log_timestamp,
-            "_iso": datetime.fromisoformat,
+            "_form": decode.parse_log_form,
             "_split": decode.split_list,
             "_data": custom_data_from_text,
             "_int": int,
