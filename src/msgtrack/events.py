@@ -81,7 +81,31 @@ FIELD_BY_COLUMN: dict[str, Field] = {f.column: f for f in FIELDS if f.column}
 FIELD_BY_PROP: dict[str, Field] = {f.prop: f for f in FIELDS}
 
 #: Events for which the cmdlet computes MessageLatency / MessageLatencyType (tracking-facts §1.3).
-_LATENCY_EVENTS = frozenset({"DELIVER", "SEND", "SUBMIT"})
+LATENCY_EVENTS = frozenset({"DELIVER", "SEND", "SUBMIT"})
+
+
+def has_cmdlet_latency(event_id: str, source: str) -> bool:
+    """Whether the cmdlet computes MessageLatency for this event."""
+    return event_id in LATENCY_EVENTS or (event_id == "RESUBMIT" and source == "STOREDRIVER")
+
+
+def latency_type(local: bool | None) -> str:
+    """MessageLatencyType of an event with a MessageLatency, from the latency block's
+    ``local`` (LSRV: True, SRV: False, no block: None)."""
+    return "None" if local is None else "LocalServer" if local else "EndToEnd"
+
+
+def cmdlet_latency(event_id: str, source: str, message_info: str,
+                   timestamp: datetime) -> tuple[timedelta | None, str]:
+    """(MessageLatency, MessageLatencyType) as the cmdlet computes them: the event's time
+    minus the original arrival time (never negative), and LocalServer, EndToEnd or None."""
+    if not has_cmdlet_latency(event_id, source):
+        return None, "None"
+    summary = decode.summarize_message_info(message_info)
+    kind = latency_type(summary.local)
+    if summary.arrival is None:
+        return None, kind
+    return max(timestamp - summary.arrival, timedelta(0)), kind
 
 
 class CustomData(dict[str, Any]):
@@ -323,27 +347,12 @@ class TrackingEvent:
     @property
     def message_latency_type(self) -> str:
         """``LocalServer``, ``EndToEnd`` or ``None``, computed as the cmdlet does."""
-        if not self._has_cmdlet_latency():
-            return "None"
-        local = decode.summarize_message_info(self.message_info).local
-        if local is None:
-            return "None"
-        return "LocalServer" if local else "EndToEnd"
+        return cmdlet_latency(self.event_id, self.source, self.message_info, self.timestamp)[1]
 
     @property
     def message_latency(self) -> timedelta | None:
         """Event time minus original arrival time (never negative), as the cmdlet does."""
-        if not self._has_cmdlet_latency():
-            return None
-        arrival = decode.summarize_message_info(self.message_info).arrival
-        if arrival is None:
-            return None
-        return max(self.timestamp - arrival, timedelta(0))
-
-    def _has_cmdlet_latency(self) -> bool:
-        return self.event_id in _LATENCY_EVENTS or (
-            self.event_id == "RESUBMIT" and self.source == "STOREDRIVER"
-        )
+        return cmdlet_latency(self.event_id, self.source, self.message_info, self.timestamp)[0]
 
     def annotations(self) -> dict[str, str]:
         """The annotation columns every sink writes after the cmdlet's properties

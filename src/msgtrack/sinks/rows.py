@@ -22,7 +22,16 @@ from msgtrack.decode import (
     submission_values,
     summarize_message_info,
 )
-from msgtrack.events import FIELDS, RowLayout, TrackingEvent, custom_data_text, source_cells
+from msgtrack.events import (
+    FIELDS,
+    LATENCY_EVENTS,
+    RowLayout,
+    TrackingEvent,
+    cmdlet_latency,
+    custom_data_text,
+    latency_type,
+    source_cells,
+)
 
 #: File-only columns: written after the annotations so cmdlet-shaped consumers are undisturbed.
 _FILE_ONLY = ("OriginalServerIp", "LogId")
@@ -42,10 +51,6 @@ def _columns() -> tuple[str, ...]:
 
 #: Every column, in output order.
 COLUMNS: tuple[str, ...] = _columns()
-
-#: Events for which the cmdlet computes MessageLatency (as TrackingEvent._has_cmdlet_latency).
-_LATENCY_EVENTS = frozenset({"DELIVER", "SEND", "SUBMIT"})
-
 
 def _short_timespan(value: timedelta) -> str:
     """format_timespan of 0 <= value < 1 day: str() gives ``H:MM:SS[.ffffff]`` in C."""
@@ -71,15 +76,9 @@ def format_timespan(value: timedelta | None) -> str:
 
 
 def _latency_cells(event_id: str, source: str, message_info: str, timestamp: datetime) -> tuple[str, str]:
-    """(MessageLatency, MessageLatencyType) text, as ev.message_latency(_type) give them."""
-    if event_id not in _LATENCY_EVENTS and not (event_id == "RESUBMIT" and source == "STOREDRIVER"):
-        return ("", "None")
-    summary = summarize_message_info(message_info)
-    local, arrival = summary.local, summary.arrival
-    kind = "None" if local is None else "LocalServer" if local else "EndToEnd"
-    if arrival is None:
-        return ("", kind)
-    return (format_timespan(max(timestamp - arrival, timedelta(0))), kind)
+    """(MessageLatency, MessageLatencyType) as text."""
+    latency, kind = cmdlet_latency(event_id, source, message_info, timestamp)
+    return format_timespan(latency), kind
 
 
 def _json_value(value: Any) -> Any:
@@ -181,11 +180,10 @@ def _info_parts(message_info: str) -> tuple[Any, ...]:
     has a MessageLatency."""
     (kind, code, method, category, domain, arrival_text, seconds, server, arrival,
      local) = summarize_message_info(message_info)
-    latency_type = "None" if local is None else "LocalServer" if local else "EndToEnd"
     # Of these only the domain and server come from free text (the others are numbers,
     # times or names).
     parts = (kind, code, method, category, quote_cell(domain) if domain else "", arrival_text,
-             seconds, quote_cell(server) if server else "", arrival, latency_type)
+             seconds, quote_cell(server) if server else "", arrival, latency_type(local))
     if len(_info_parts_cache) >= 4096:
         _info_parts_cache.clear()
     _info_parts_cache[message_info] = parts
@@ -264,6 +262,7 @@ def _compile_formatter(columns: tuple[str, ...], plain_origin: bool = False) -> 
         f"    mi = {value('message-info')}\n"
         "    p = _parts.get(mi) or _info_parts(mi)\n"
         f"    e = {value('event-id')}\n"
+        # (has_cmdlet_latency and cmdlet_latency, inline: on every row of a CSV search.)
         f"    if e in _LATENCY_EVENTS or (e == 'RESUBMIT' and {value('source')} == 'STOREDRIVER'):\n"
         "        lt = p[9]\n"
         "        a = p[8]\n"
@@ -299,7 +298,7 @@ def _compile_formatter(columns: tuple[str, ...], plain_origin: bool = False) -> 
     namespace: dict[str, Any] = {
         "_fmt_ts": format_log_timestamp, "_list": _list_cell,
         "_q": quote_cell, "_parts": _info_parts_cache, "_info_parts": _info_parts,
-        "_LATENCY_EVENTS": _LATENCY_EVENTS, "_latency_texts": _latency_texts,
+        "_LATENCY_EVENTS": LATENCY_EVENTS, "_latency_texts": _latency_texts,
         "_latency_text": _latency_text, "_submission_cells": _submission_cells,
         "_extra": _extra_text,
     }
