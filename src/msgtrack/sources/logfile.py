@@ -243,10 +243,7 @@ class Schema:
                 self.converted.append((i, column, fld.kind))
             values[fld.attr] = expr
         if self.extra_columns:
-            cells = ", ".join(f"r[{i}]" for i, _ in self.extra_columns)
-            values["extra"] = f"dict(zip(_xn, ({cells},)))"
-        #: fill_text stores ``extra`` with the text fields (a dict less for every event).
-        self._extra = values["extra"] if self.extra_columns else "{}"
+            values["extra"] = self._extra_source()
         namespace: dict[str, Any] = {
             "_TE": TrackingEvent,
             "_new": object.__new__,
@@ -284,10 +281,18 @@ class Schema:
         exec(compile(source, f"<msgtrack schema {self.width} fields>", "exec"), namespace)
         return namespace["build"]  # type: ignore[no-any-return]
 
+    def _extra_source(self) -> str:
+        """The source of an event's ``extra``, from row ``r`` (names in ``_xn``)."""
+        if not self.extra_columns:
+            return "{}"
+        cells = ", ".join(f"r[{i}]" for i, _ in self.extra_columns)
+        return f"dict(zip(_xn, ({cells},)))"
+
     def _compile_fill_text(self) -> Callable[[dict[str, Any]], None]:
+        # extra goes with the text fields: a dict less for every event that never uses it.
         items = [f"{attr!r}: " + (f"r[{self.text[attr]}]" if attr in self.text else "''")
                  for attr in TEXT_FIELDS]
-        items.append(f"'extra': {self._extra}")
+        items.append(f"'extra': {self._extra_source()}")
         source = f"def fill_text(d):\n    r = d['_row']\n    d.update({{{', '.join(items)}}})\n"
         namespace: dict[str, Any] = {"_xn": tuple(c for _, c in self.extra_columns)}
         exec(compile(source, f"<msgtrack schema {self.width} fields, text>", "exec"), namespace)
