@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench_offline import byte_compile_msgtrack  # noqa: E402
 from gen_logs import generate  # noqa: E402
 
 #: One mode per run; "none" does the imports only.
@@ -84,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if shutil.which("valgrind") is None:
         raise SystemExit("instructions_offline: valgrind is not on PATH (apt install valgrind)")
-    import compileall
-
-    import msgtrack
-
-    compileall.compile_dir(Path(msgtrack.__file__).parent, quiet=2)  # as an install leaves it
+    byte_compile_msgtrack()  # as an install leaves it
     log_dir = HERE / "out" / f"logs-{args.rows}"
     generate(log_dir, args.rows)
 
